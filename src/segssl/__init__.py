@@ -1,0 +1,2 @@
+"""segssl: label-efficient semantic segmentation."""
+__version__ = "0.1.0"

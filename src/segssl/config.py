@@ -56,9 +56,10 @@ DEFAULTS: dict[str, Any] = {
         "strategy": "auto",
         "accelerator": "auto",
         "log_every_steps": 10,
+        "epoch_steps": 100,  # optimiser steps per epoch (checkpoint + log granularity), any dataset size
         "progress": True,
     },
-    "eval": {"mode": "whole", "window": [512, 512], "stride": [341, 341], "batch_size": 4},
+    "eval": {"mode": "whole", "window": [512, 512], "stride": [341, 341], "batch_size": 1},
     "method_args": {},
 }
 

@@ -1,0 +1,99 @@
+"""Evaluate a model (or a folder of predicted masks) on a split -> metrics.json content."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from segssl.data.dataset import SegmentationDataset
+from segssl.data.source import DataSource, read_index
+from segssl.data.transforms import eval_transform
+from segssl.errors import DataError
+from segssl.evaluation.inference import predict_logits
+from segssl.evaluation.metrics import confusion_matrix, scores
+
+
+def metrics_dict(cm: torch.Tensor, source: DataSource, split: str, num_images: int, checkpoint: str) -> dict:
+    res = scores(cm, list(source.info.classes))
+    return {
+        "split": split,
+        "checkpoint": checkpoint,
+        "miou": res["miou"],
+        "pixel_acc": res["pixel_acc"],
+        "per_class_iou": res["per_class_iou"],
+        "num_images": num_images,
+        "classes": list(source.info.classes),
+        "ignore_index": source.info.ignore_index,
+        "confusion_matrix": cm.tolist(),
+    }
+
+
+@torch.no_grad()
+def evaluate_model(model: nn.Module, source: DataSource, split: str, eval_cfg: dict, *, device: str = "cpu",
+                   checkpoint: str = "last", progress=None) -> dict:
+    """Dataset-level metrics of `model` on every labeled image of `split` (whole image or sliding window)."""
+    samples = source.samples(split)
+    if not source.has_labels(split):
+        raise DataError(f"{source.root or source.name}/{split}: no labels to evaluate against")
+    ds = SegmentationDataset(source, split, samples, eval_transform())
+    k = source.info.num_classes
+    cm = torch.zeros(k, k, dtype=torch.long)
+    model.eval().to(device)
+    it = range(len(ds)) if progress is None else progress(range(len(ds)), f"evaluating {split}")
+    for i in it:
+        item = ds[i]
+        x = item["image"][None].to(device)
+        logits = predict_logits(model, x, eval_cfg.get("mode", "whole"), eval_cfg.get("window", (512, 512)),
+                                eval_cfg.get("stride", (341, 341)))
+        cm += confusion_matrix(logits.argmax(1).cpu(), item["label"][None], k, source.info.ignore_index)
+    return metrics_dict(cm, source, split, len(ds), checkpoint)
+
+
+def evaluate_predictions(pred_dir: Path, source: DataSource, split: str) -> dict:
+    """Metrics of index-PNG masks in `pred_dir` (named by image stem) against the split's labels."""
+    pred_dir = Path(pred_dir)
+    if not pred_dir.is_dir():
+        raise DataError(f"{pred_dir}: predictions folder does not exist")
+    k = source.info.num_classes
+    cm = torch.zeros(k, k, dtype=torch.long)
+    samples = source.samples(split)
+    for s in samples:
+        p = pred_dir / f"{s.stem}.png"
+        if not p.is_file():
+            raise DataError(f"{p}: missing prediction for image '{s.stem}'")
+        pred = read_index(p)
+        gt = source.read_label(s)
+        if pred.shape != gt.shape:
+            raise DataError(f"{p}: size {pred.shape[1]}x{pred.shape[0]} differs from label {gt.shape[1]}x{gt.shape[0]}")
+        if pred.max(initial=0) >= k:
+            raise DataError(f"{p}: predicted values up to {int(pred.max())} outside classes 0..{k - 1}")
+        cm += confusion_matrix(torch.from_numpy(pred.astype(np.int64)), torch.from_numpy(gt.astype(np.int64)), k,
+                               source.info.ignore_index)
+    return metrics_dict(cm, source, split, len(samples), f"predictions:{pred_dir}")
+
+
+def write_metrics(metrics: dict, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(metrics, indent=1))
+    os.replace(tmp, path)
+
+
+def format_table(metrics: dict):
+    """A rich table of per-class IoU with the headline numbers."""
+    from rich.table import Table
+
+    t = Table(title=f"{metrics['split']} ({metrics['num_images']} images, checkpoint {metrics['checkpoint']})")
+    t.add_column("class")
+    t.add_column("IoU %", justify="right")
+    for c, v in metrics["per_class_iou"].items():
+        t.add_row(c, "—" if v is None else f"{v:.1f}")
+    t.add_section()
+    t.add_row("[bold]mIoU[/bold]", f"[bold]{metrics['miou']:.2f}[/bold]")
+    t.add_row("pixel acc", f"{metrics['pixel_acc']:.2f}")
+    return t

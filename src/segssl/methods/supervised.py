@@ -1,0 +1,26 @@
+"""Supervised training on the labeled images only: the baseline every method must beat."""
+
+from __future__ import annotations
+
+from segssl.losses.segmentation import supervised_loss
+from segssl.methods.base import Method, StepOutput, register
+from segssl.models.checkpoint import init_from_config
+
+
+@register("supervised")
+class Supervised(Method):
+    """Cross-entropy (optionally + Dice) with ignore index on labeled crops."""
+
+    inputs = ("labeled",)
+
+    def __init__(self, cfg, info):
+        super().__init__(cfg, info)
+        self.model = self.new_model()
+        init_from_config(self.model, cfg)
+
+    def training_step(self, batch, step):
+        b = batch["labeled"]
+        logits = self.model(b["image"])
+        t = self.cfg["train"]
+        loss = supervised_loss(logits, b["label"], self.info.ignore_index, t["loss"], t["dice_weight"])
+        return StepOutput(loss, {"loss_sup": loss.detach()})

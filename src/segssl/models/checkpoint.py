@@ -1,0 +1,60 @@
+"""segssl checkpoints: Lightning's file plus a `segssl` entry (model state, config, version).
+
+Everything stored is tensors and plain Python values, so `torch.load(path, weights_only=True)`
+reads it, and a checkpoint can never execute code on load.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from segssl import __version__
+from segssl.errors import SegsslError
+
+
+def payload(model_state: dict, cfg: dict, kind: str, info_dict: dict) -> dict:
+    return {"version": __version__, "kind": kind, "config": cfg, "model_state": model_state, **info_dict}
+
+
+def read_checkpoint(path: str | Path) -> dict:
+    """The `segssl` entry of a checkpoint (or of a bare `{model_state, config}` file)."""
+    p = Path(path)
+    if not p.is_file():
+        raise SegsslError(f"{p}: checkpoint does not exist")
+    try:
+        ck = torch.load(p, map_location="cpu", weights_only=True)
+    except Exception as e:
+        raise SegsslError(f"{p}: not a loadable checkpoint ({type(e).__name__})") from None
+    entry = ck.get("segssl", ck) if isinstance(ck, dict) else None
+    if not isinstance(entry, dict) or "model_state" not in entry:
+        raise SegsslError(f"{p}: not a segssl checkpoint (no model state)")
+    return entry
+
+
+def load_matching(model: nn.Module, state: dict, source: str) -> list[str]:
+    """Load tensors whose name and shape match; returns skipped names (e.g. a head for other classes)."""
+    own = model.state_dict()
+    keep = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}
+    if not keep:
+        raise SegsslError(f"{source}: no parameter matches this model (different architecture or encoder?)")
+    model.load_state_dict(keep, strict=False)
+    return sorted(set(own) - set(keep))
+
+
+def init_from_config(model: nn.Module, cfg: dict) -> None:
+    """Start from `model.init` (a segssl pretrained or trained checkpoint), if given."""
+    path = (cfg.get("model") or {}).get("init")
+    if path:
+        load_matching(model, read_checkpoint(path)["model_state"], str(path))
+
+
+def atomic_save(obj: dict, path: Path) -> None:
+    """Write to a temp file and rename: a crash mid-write never corrupts the previous file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)

@@ -1,0 +1,1 @@
+"""Generic training machinery (Lightning): loaders, the method-wrapping module, checkpoints, runs."""

@@ -1,0 +1,110 @@
+"""One LightningModule for every method: optimiser, schedule, validation mIoU, checkpoint payload."""
+
+from __future__ import annotations
+
+import math
+
+import lightning.pytorch as pl
+import torch
+from torchmetrics.classification import MulticlassConfusionMatrix
+
+from segssl.evaluation.inference import predict_logits
+from segssl.evaluation.metrics import scores
+from segssl.methods.base import Method
+from segssl.models.checkpoint import payload
+
+
+def lr_factor(step: int, total: int, schedule: str, warmup: int = 0, power: float = 0.9) -> float:
+    """Linear warm-up, then poly (DeepLab: (1 - t)^0.9), cosine (SGDR without restarts) or constant."""
+    if warmup and step < warmup:
+        return (step + 1) / warmup
+    t = min(max(step - warmup, 0) / max(total - warmup, 1), 1.0)
+    if schedule == "poly":
+        return (1 - t) ** power
+    if schedule == "cosine":
+        return 0.5 * (1 + math.cos(math.pi * t))
+    if schedule == "constant":
+        return 1.0
+    raise ValueError(f"train.schedule must be poly, cosine or constant, got {schedule}")
+
+
+class MethodModule(pl.LightningModule):
+    def __init__(self, method: Method, cfg: dict, channels_last: bool = False):
+        super().__init__()
+        self.method, self.cfg, self.channels_last = method, cfg, channels_last
+        info = method.info
+        self.val_cm = MulticlassConfusionMatrix(info.num_classes, ignore_index=info.ignore_index)
+        self.last_val: dict = {}
+
+    def training_step(self, batch, batch_idx):
+        if isinstance(batch, (tuple, list)):  # CombinedLoader yields (batch, idx, dataloader_idx)
+            batch = batch[0]
+        if self.channels_last:
+            batch = _channels_last(batch)
+        out = self.method.training_step(batch, self.global_step)
+        bs = _batch_size(batch)
+        self.log("train/loss", out.loss.detach(), prog_bar=True, batch_size=bs)
+        for k, v in out.logs.items():
+            self.log(f"train/{k}", v, batch_size=bs)
+        self.log("train/lr", self.trainer.optimizers[0].param_groups[0]["lr"], batch_size=bs)
+        return out.loss
+
+    def on_train_batch_end(self, outputs, batch, batch_idx):
+        self.method.after_step(self.global_step, int(self.cfg["train"]["max_steps"]))
+
+    def validation_step(self, batch, batch_idx):
+        e = self.cfg["eval"]
+        x = batch["image"]
+        if self.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        logits = predict_logits(self.method.segmenter(), x, e["mode"], e["window"], e["stride"])
+        self.val_cm.update(logits.argmax(1), batch["label"])
+
+    def on_validation_epoch_end(self):
+        cm = self.val_cm.compute()  # summed over all processes by torchmetrics
+        self.val_cm.reset()
+        res = scores(cm, list(self.method.info.classes))
+        self.last_val = res
+        self.log("val/miou", res["miou"], prog_bar=True, sync_dist=False)
+        self.log("val/pixel_acc", res["pixel_acc"], sync_dist=False)
+
+    def configure_optimizers(self):
+        t = self.cfg["train"]
+        groups = self.method.param_groups() if hasattr(self.method, "param_groups") else None
+        params = groups or [p for p in self.method.parameters() if p.requires_grad]
+        lr, wd = float(t["lr"]), float(t["weight_decay"])
+        name = t["optimizer"].lower()
+        if name == "sgd":
+            opt = torch.optim.SGD(params, lr=lr, momentum=float(t["momentum"]), weight_decay=wd, nesterov=False)
+        elif name == "adamw":
+            opt = torch.optim.AdamW(params, lr=lr, weight_decay=wd)
+        else:
+            raise ValueError(f"train.optimizer must be sgd or adamw, got {name}")
+        total, warm = int(t["max_steps"]), int(t.get("warmup_steps", 0))
+        sched = torch.optim.lr_scheduler.LambdaLR(
+            opt, lambda s: lr_factor(s, total, t["schedule"], warm, float(t.get("poly_power", 0.9)))
+        )
+        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        info = self.method.info
+        checkpoint["segssl"] = payload(self.method.export_state(), self.cfg, self.method.kind, info.to_dict())
+        checkpoint["segssl"]["global_step"] = int(self.global_step)
+        checkpoint["segssl"]["val"] = self.last_val
+
+
+def _channels_last(batch):
+    if isinstance(batch, dict):
+        return {k: _channels_last(v) for k, v in batch.items()}
+    if isinstance(batch, torch.Tensor) and batch.dim() == 4:
+        return batch.contiguous(memory_format=torch.channels_last)
+    return batch
+
+
+def _batch_size(batch) -> int:
+    for v in batch.values():
+        if isinstance(v, dict):
+            return _batch_size(v)
+        if isinstance(v, torch.Tensor):
+            return int(v.shape[0])
+    return 1

@@ -1,0 +1,152 @@
+"""A whole training run: config -> data -> method -> Lightning fit -> final evaluation -> metrics.json."""
+
+from __future__ import annotations
+
+import logging
+import os
+import warnings
+from pathlib import Path
+
+import lightning.pytorch as pl
+import torch
+
+from segssl.config import save_config
+from segssl.data.registry import load_source
+from segssl.data.validate import ensure_valid
+from segssl.errors import SegsslError
+from segssl.evaluation.evaluate import evaluate_model, write_metrics
+from segssl.methods.base import build_method
+from segssl.models.checkpoint import read_checkpoint
+from segssl.models.segmodel import build_model
+from segssl.training.callbacks import AtomicCheckpoint
+from segssl.training.data import SegDataModule, plan_data
+from segssl.training.module import MethodModule
+
+
+def resolve_device(cfg: dict) -> tuple[str, str]:
+    """(accelerator, precision) from config 'auto' values: AMP and channels_last only on CUDA."""
+    t = cfg["train"]
+    acc = t.get("accelerator", "auto")
+    if acc == "auto":
+        acc = "gpu" if torch.cuda.is_available() else "cpu"
+    prec = t.get("precision", "auto")
+    if prec == "auto":
+        if acc == "gpu":
+            prec = "bf16-mixed" if torch.cuda.is_bf16_supported() else "16-mixed"
+        else:
+            prec = "32-true"
+    return acc, str(prec)
+
+
+def quiet_lightning() -> None:
+    for name in ("lightning.pytorch", "lightning.fabric", "lightning"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+    warnings.filterwarnings("ignore", ".*does not have many workers.*")
+    warnings.filterwarnings("ignore", ".*Checkpoint directory.*exists.*")
+    warnings.filterwarnings("ignore", ".*LeafSpec.*")
+    warnings.filterwarnings("ignore", ".*_pytree.*")
+
+
+def build_trainer(cfg: dict, run_dir: Path, callbacks: list, has_val: bool) -> pl.Trainer:
+    from lightning.pytorch.callbacks import RichProgressBar
+    from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
+
+    t = cfg["train"]
+    acc, prec = resolve_device(cfg)
+    loggers = [CSVLogger(run_dir / "logs", name="", version="csv")]
+    try:
+        loggers.append(TensorBoardLogger(run_dir / "logs", name="", version="tensorboard"))
+    except ModuleNotFoundError:
+        pass
+    progress = bool(t.get("progress", True))
+    if progress:
+        callbacks = [*callbacks, RichProgressBar(leave=True)]
+    val_every = int(t.get("val_every_steps") or 0)
+    max_steps = int(t["max_steps"])
+    return pl.Trainer(
+        accelerator=acc,
+        devices=t.get("devices", 1),
+        strategy=t.get("strategy", "auto"),
+        precision=prec,
+        max_steps=max_steps,
+        max_epochs=-1,
+        val_check_interval=min(val_every, max_steps) if (has_val and val_every) else None,
+        check_val_every_n_epoch=None if (has_val and val_every) else 1,
+        limit_val_batches=1.0 if has_val else 0,
+        num_sanity_val_steps=0,
+        logger=loggers,
+        callbacks=callbacks,
+        enable_checkpointing=False,
+        enable_progress_bar=progress,
+        enable_model_summary=False,
+        use_distributed_sampler=False,
+        log_every_n_steps=int(t.get("log_every_steps", 10)),
+        default_root_dir=str(run_dir),
+    )
+
+
+def prepare_run_dir(run_dir: Path, resume: bool) -> Path | None:
+    """Refuse to overwrite a run's checkpoints unless resuming; returns the checkpoint to resume."""
+    last = run_dir / "checkpoints" / "last.ckpt"
+    if resume:
+        if not last.is_file():
+            raise SegsslError(f"{last}: nothing to resume (no last checkpoint in this run directory)")
+        read_checkpoint(last)  # fail early, with the file named, on a corrupt checkpoint
+        return last
+    if last.exists():
+        raise SegsslError(f"{run_dir}: already holds a run (checkpoints/last.ckpt); use --resume or another --out")
+    return None
+
+
+def run_training(cfg: dict, run_dir: Path, *, resume: bool = False, evaluate: bool = True) -> dict:
+    """Train the configured method; returns the final test metrics (empty when the split has no labels)."""
+    quiet_lightning()
+    run_dir = Path(run_dir)
+    ckpt_path = prepare_run_dir(run_dir, resume)
+    pl.seed_everything(int(cfg["seed"]), workers=True, verbose=False)
+    if os.environ.get("SEGSSL_THREADS"):
+        torch.set_num_threads(int(os.environ["SEGSSL_THREADS"]))
+    torch.set_flush_denormal(True)  # denormals slow CPU convolutions several-fold
+    source = load_source(cfg["data"]["path"], generated_seed=int(cfg.get("data", {}).get("generated_seed", 0)))
+    method = build_method(cfg, source.info)
+    rd = plan_data(source, cfg, method.inputs, run_dir)
+    used = {"train"} | ({cfg["data"]["val_split"]} if rd.val else set())
+    ensure_valid(source, sorted(used), need_labels=used if "labeled" in method.inputs else ())
+    run_dir.mkdir(parents=True, exist_ok=True)
+    save_config(cfg, run_dir / "config.yaml")
+    dm = SegDataModule(rd, cfg, method.inputs)
+    acc, _ = resolve_device(cfg)
+    cl = cfg["train"].get("channels_last", "auto")
+    channels_last = (acc == "gpu") if cl == "auto" else bool(cl)
+    if channels_last:
+        method = method.to(memory_format=torch.channels_last)
+    module = MethodModule(method, cfg, channels_last=channels_last)
+    ckpt_cb = AtomicCheckpoint(run_dir / "checkpoints")
+    trainer = build_trainer(cfg, run_dir, [ckpt_cb], has_val=dm.val_ds is not None)
+    trainer.fit(module, datamodule=dm, ckpt_path=str(ckpt_path) if ckpt_path else None)
+    if not (evaluate and trainer.is_global_zero):
+        return {}
+    return final_evaluation(run_dir, source, cfg)
+
+
+def final_evaluation(run_dir: Path, source, cfg: dict) -> dict:
+    """Evaluate last.ckpt (metrics.json, the honest headline) and best.ckpt (metrics_best.json)."""
+    split = cfg["data"].get("test_split", "test")
+    if not source.has_labels(split):
+        return {}
+    device = "cuda" if torch.cuda.is_available() and cfg["train"].get("accelerator", "auto") != "cpu" else "cpu"
+    out = {}
+    for name, fname in (("last", "metrics.json"), ("best", "metrics_best.json")):
+        ck = run_dir / "checkpoints" / f"{name}.ckpt"
+        if not ck.is_file():
+            continue
+        entry = read_checkpoint(ck)
+        if entry.get("kind") != "segmenter":
+            return {}
+        model = build_model({**cfg["model"], "encoder_weights": None}, source.info.num_classes)
+        model.load_state_dict(entry["model_state"])
+        m = evaluate_model(model, source, split, cfg["eval"], device=device, checkpoint=name)
+        m["global_step"] = entry.get("global_step")
+        write_metrics(m, run_dir / fname)
+        out[name] = m
+    return out.get("last", {})

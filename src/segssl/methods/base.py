@@ -21,7 +21,11 @@ from segssl.models.segmodel import SegModel, build_model
 METHODS: dict[str, type[Method]] = {}
 
 # modules imported lazily when a name is looked up, so `import segssl` stays fast
-_METHOD_MODULES = ("segssl.methods.supervised",)
+_METHOD_MODULES = (
+    "segssl.methods.supervised",
+    "segssl.methods.ssl",
+    "segssl.methods.semi",
+)
 
 
 def register(name: str):
@@ -69,10 +73,14 @@ class Method(nn.Module, metaclass=abc.ABCMeta):
         return self.segmenter().state_dict()
 
 
-def build_method(cfg: dict, info: ClassInfo) -> Method:
+def build_method_class(cfg: dict) -> type[Method]:
     for mod in _METHOD_MODULES:
         importlib.import_module(mod)
     name = cfg.get("method", "supervised")
     if name not in METHODS:
         raise SegsslError(f"method={name}: unknown method (known: {', '.join(sorted(METHODS))})")
-    return METHODS[name](cfg, info)
+    return METHODS[name]
+
+
+def build_method(cfg: dict, info: ClassInfo) -> Method:
+    return build_method_class(cfg)(cfg, info)

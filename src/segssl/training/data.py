@@ -34,12 +34,13 @@ def plan_data(source: DataSource, cfg: dict, inputs: tuple[str, ...], run_dir: P
     train = source.samples("train")
     by_stem = {s.stem: s for s in train}
     rd = RunData(source)
-    wants_labels = "labeled" in inputs
+    spec = d.get("labeled", "all")
+    # a pretraining method reads labels only for its online probe, and only when --labeled is given
+    wants_labels = "labeled" in inputs or ("probe" in inputs and spec not in (None, "none", "None"))
     if wants_labels:
         if not source.has_labels("train"):
             raise DataError(f"{source.root or source.name}/train: this method needs labels, but the split has none")
-        spec = d.get("labeled", "all")
-        if spec in (None, "all", "1", 1, "1/1"):
+        if spec in (None, "none", "all", "1", 1, "1/1"):
             labeled, unlabeled = sorted(by_stem), []
         else:
             labeled, unlabeled = split_labeled(sorted(by_stem), spec, seed=int(cfg["seed"]))
@@ -47,13 +48,14 @@ def plan_data(source: DataSource, cfg: dict, inputs: tuple[str, ...], run_dir: P
                 write_split_files(run_dir, labeled, unlabeled)
         rd.labeled = [by_stem[s] for s in labeled]
         rd.unlabeled = [("train", by_stem[s]) for s in unlabeled]
-    else:
+    if "labeled" not in inputs:  # self-supervised: every train image is unlabeled data
         rd.unlabeled = [("train", s) for s in train]
     if d.get("unlabeled_extra"):
         for split in d["unlabeled_extra"]:
             rd.unlabeled += [(split, s) for s in source.splits.get(split, [])]
     val_split = d.get("val_split")
-    if val_split and source.has_labels(val_split):
+    needs_val = "labeled" in inputs or bool(rd.labeled)
+    if needs_val and val_split and source.has_labels(val_split):
         rd.val = source.samples(val_split)
     return rd
 

@@ -47,13 +47,20 @@ def quiet_lightning() -> None:
     warnings.filterwarnings("ignore", ".*_pytree.*")
 
 
-def build_trainer(cfg: dict, run_dir: Path, callbacks: list, has_val: bool) -> pl.Trainer:
+def build_trainer(cfg: dict, run_dir: Path, callbacks: list, has_val: bool, resume: bool = False) -> pl.Trainer:
     from lightning.pytorch.callbacks import RichProgressBar
     from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 
     t = cfg["train"]
     acc, prec = resolve_device(cfg)
-    loggers = [CSVLogger(run_dir / "logs", name="", version="csv")]
+    # a resumed run logs into a new CSV folder: Lightning's CSVLogger would overwrite the old file
+    csv_version = "csv"
+    if resume:
+        n = 1
+        while (run_dir / "logs" / f"csv-resume{n}").exists():
+            n += 1
+        csv_version = f"csv-resume{n}"
+    loggers = [CSVLogger(run_dir / "logs", name="", version=csv_version)]
     try:
         loggers.append(TensorBoardLogger(run_dir / "logs", name="", version="tensorboard"))
     except ModuleNotFoundError:
@@ -111,7 +118,7 @@ def run_training(cfg: dict, run_dir: Path, *, resume: bool = False, evaluate: bo
     method = build_method(cfg, source.info)
     rd = plan_data(source, cfg, method.inputs, run_dir)
     used = {"train"} | ({cfg["data"]["val_split"]} if rd.val else set())
-    ensure_valid(source, sorted(used), need_labels=used if "labeled" in method.inputs else ())
+    ensure_valid(source, sorted(used), need_labels=used if rd.labeled else ())
     run_dir.mkdir(parents=True, exist_ok=True)
     save_config(cfg, run_dir / "config.yaml")
     dm = SegDataModule(rd, cfg, method.inputs)
@@ -122,7 +129,8 @@ def run_training(cfg: dict, run_dir: Path, *, resume: bool = False, evaluate: bo
         method = method.to(memory_format=torch.channels_last)
     module = MethodModule(method, cfg, channels_last=channels_last)
     ckpt_cb = AtomicCheckpoint(run_dir / "checkpoints")
-    trainer = build_trainer(cfg, run_dir, [ckpt_cb], has_val=dm.val_ds is not None)
+    trainer = build_trainer(cfg, run_dir, [ckpt_cb], has_val=dm.val_ds is not None,
+                            resume=ckpt_path is not None)
     trainer.fit(module, datamodule=dm, ckpt_path=str(ckpt_path) if ckpt_path else None)
     if not (evaluate and trainer.is_global_zero):
         return {}

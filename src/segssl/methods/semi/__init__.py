@@ -1,0 +1,1 @@
+"""Semi-supervised methods; importing this package registers them."""

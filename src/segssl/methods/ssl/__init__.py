@@ -1,0 +1,1 @@
+"""Self-supervised pretraining methods; importing this package registers them."""

@@ -1,0 +1,1 @@
+"""Unsupervised segmentation methods."""

@@ -48,6 +48,7 @@ DEFAULTS: dict[str, Any] = {
         "poly_power": 0.9,
         "warmup_steps": 0,
         "loss": "ce",  # ce | ce+dice
+        "class_weights": "none",  # none | median_freq | sqrt_median_freq (from the labeled masks)
         "dice_weight": 0.5,
         "val_every_steps": 200,
         "precision": "auto",  # auto: bf16/16-mixed on CUDA, 32 on CPU

@@ -18,6 +18,8 @@ def run(args: argparse.Namespace) -> int:
     from segssl.training.run import run_training
 
     cfg = config_from_args(args)
+    if not args.labeled and cfg["data"]["labeled"] == "all":
+        cfg["data"]["labeled"] = "none"  # no online probe unless labels are asked for
     if build_method_class(cfg).kind != "pretrained":
         from segssl.errors import SegsslError
 

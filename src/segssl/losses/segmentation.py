@@ -30,8 +30,8 @@ def dice_loss(logits: torch.Tensor, target: torch.Tensor, ignore_index: int, eps
 
 
 def supervised_loss(logits: torch.Tensor, target: torch.Tensor, ignore_index: int, kind: str = "ce",
-                    dice_weight: float = 0.5) -> torch.Tensor:
-    loss = cross_entropy(logits, target, ignore_index)
+                    dice_weight: float = 0.5, weight: torch.Tensor | None = None) -> torch.Tensor:
+    loss = cross_entropy(logits, target, ignore_index, weight=weight)
     if kind == "ce+dice":
         loss = loss + dice_weight * dice_loss(logits, target, ignore_index)
     elif kind != "ce":

@@ -55,6 +55,20 @@ class Method(nn.Module, metaclass=abc.ABCMeta):
         self.cfg, self.info = cfg, info
         self.args = dict(cfg.get("method_args") or {})
 
+    def supervised_loss(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """The labeled-pixel loss every method shares (CE [+ Dice], class weights from `train`)."""
+        from segssl.losses.segmentation import supervised_loss
+
+        t = self.cfg["train"]
+        w = getattr(self, "class_weights", None)
+        return supervised_loss(logits, target, self.info.ignore_index, t.get("loss", "ce"),
+                               float(t.get("dice_weight", 0.5)), weight=w)
+
+    def set_class_weights(self, weights: torch.Tensor | None) -> None:
+        """Per-class CE weights computed from the labeled masks (see training/class_weights.py)."""
+        if weights is not None:
+            self.register_buffer("class_weights", weights.float(), persistent=False)
+
     def new_model(self) -> SegModel:
         return build_model(self.cfg["model"], self.info.num_classes)
 

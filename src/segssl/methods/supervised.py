@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from segssl.losses.segmentation import supervised_loss
 from segssl.methods.base import Method, StepOutput, register
 from segssl.models.checkpoint import init_from_config
 
@@ -20,7 +19,5 @@ class Supervised(Method):
 
     def training_step(self, batch, step):
         b = batch["labeled"]
-        logits = self.model(b["image"])
-        t = self.cfg["train"]
-        loss = supervised_loss(logits, b["label"], self.info.ignore_index, t["loss"], t["dice_weight"])
+        loss = self.supervised_loss(self.model(b["image"]), b["label"])
         return StepOutput(loss, {"loss_sup": loss.detach()})

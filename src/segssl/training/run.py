@@ -19,6 +19,7 @@ from segssl.methods.base import build_method
 from segssl.models.checkpoint import read_checkpoint
 from segssl.models.segmodel import build_model
 from segssl.training.callbacks import AtomicCheckpoint
+from segssl.training.class_weights import class_frequencies, class_weights
 from segssl.training.data import SegDataModule, plan_data
 from segssl.training.module import MethodModule
 
@@ -122,6 +123,9 @@ def run_training(cfg: dict, run_dir: Path, *, resume: bool = False, evaluate: bo
     run_dir.mkdir(parents=True, exist_ok=True)
     save_config(cfg, run_dir / "config.yaml")
     dm = SegDataModule(rd, cfg, method.inputs)
+    if rd.labeled and cfg["train"].get("class_weights", "none") != "none":
+        counts = class_frequencies(dm.cache, "train", rd.labeled, source.info.num_classes, source.info.ignore_index)
+        method.set_class_weights(class_weights(counts, cfg["train"]["class_weights"]))
     acc, _ = resolve_device(cfg)
     cl = cfg["train"].get("channels_last", "auto")
     channels_last = (acc == "gpu") if cl == "auto" else bool(cl)

@@ -1,0 +1,131 @@
+"""Shared benchmark plumbing: resumable runs, machine description, BENCHMARKS.md sections.
+
+Each benchmark run lives in its own run directory; a finished run (metrics.json + bench.json)
+is skipped on restart, an interrupted one resumes from its last checkpoint, so a table fills in
+over several sessions.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import re
+import resource
+import subprocess
+import sys
+import time
+from datetime import date
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+BENCH_MD = ROOT / "BENCHMARKS.md"
+SEGSSL = [sys.executable, "-m", "segssl.cli"]
+
+
+def machine() -> str:
+    cpu = "unknown CPU"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    gpu = ""
+    try:
+        import torch
+
+        if torch.cuda.is_available():
+            gpu = f", GPU {torch.cuda.get_device_name(0)}"
+    except ImportError:
+        pass
+    return f"{cpu}, {os.cpu_count()} cores{gpu}, Python {platform.python_version()}"
+
+
+def run_segssl(args: list[str], run_dir: Path, log: Path) -> dict:
+    """Run one `segssl` command as a child; resume if interrupted. Returns wall time and peak RSS."""
+    resume = (run_dir / "checkpoints" / "last.ckpt").exists()
+    cmd = [*SEGSSL, *args, "--out", str(run_dir)] + (["--resume"] if resume else [])
+    log.parent.mkdir(parents=True, exist_ok=True)
+    t0 = time.time()
+    with open(log, "a") as fh:
+        fh.write(f"\n$ {' '.join(cmd)}\n")
+        fh.flush()
+        rc = subprocess.call(cmd, stdout=fh, stderr=subprocess.STDOUT, cwd=ROOT)
+    wall = time.time() - t0
+    peak_kb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss  # max over finished children
+    if rc != 0:
+        raise SystemExit(f"benchmark run failed (rc {rc}); see {log}")
+    return {"wall_s": wall, "peak_rss_mb": peak_kb / 1024, "resumed": resume}
+
+
+def load_json(p: Path) -> dict | None:
+    return json.loads(p.read_text()) if p.is_file() else None
+
+
+def save_json(obj: dict, p: Path) -> None:
+    p.parent.mkdir(parents=True, exist_ok=True)
+    tmp = p.with_name(f".{p.name}.tmp")
+    tmp.write_text(json.dumps(obj, indent=1))
+    tmp.replace(p)
+
+
+def write_section(name: str, body: str) -> None:
+    """Replace (or append) the block between `<!-- name:start -->` and `<!-- name:end -->`."""
+    start, end = f"<!-- {name}:start -->", f"<!-- {name}:end -->"
+    text = BENCH_MD.read_text() if BENCH_MD.exists() else "# segssl benchmarks\n"
+    block = f"{start}\n{body.rstrip()}\n{end}"
+    pat = re.compile(re.escape(start) + r".*?" + re.escape(end), re.S)
+    text = pat.sub(lambda _: block, text) if pat.search(text) else text.rstrip() + "\n\n" + block + "\n"
+    BENCH_MD.write_text(text)
+
+
+def header(command: str) -> str:
+    return f"Command: `{command}`  \nMachine: {machine()}  \nDate: {date.today().isoformat()}\n"
+
+
+def fmt(v, nd: int = 1) -> str:
+    return "—" if v is None else f"{v:.{nd}f}"
+
+
+def throughput(cfg: dict, num_classes: int, infer_size: tuple[int, int], steps: int = 6) -> dict:
+    """Training images/s (forward+backward+step on crop-sized batches) and inference images/s
+    (whole images, batch 1, as evaluation runs), in this process, after 2 warm-up steps."""
+    import torch
+
+    from segssl.data.source import ClassInfo, default_palette
+    from segssl.methods.base import build_method
+
+    torch.set_flush_denormal(True)
+    info = ClassInfo(tuple(f"c{i}" for i in range(num_classes)), default_palette(num_classes), 255)
+    method = build_method({**cfg, "model": {**cfg["model"], "init": None}}, info)
+    cl = torch.cuda.is_available()
+    dev = "cuda" if cl else "cpu"
+    method = method.to(dev)
+    if cl:
+        method = method.to(memory_format=torch.channels_last)
+    opt = torch.optim.AdamW([p for p in method.parameters() if p.requires_grad], lr=1e-4)
+    bs = int(cfg["data"]["batch_size"])
+    h, w = cfg["data"]["crop"]
+    x = torch.randn(bs, 3, h, w, device=dev)
+    y = torch.randint(0, num_classes, (bs, h, w), device=dev)
+    batch = {"labeled": {"image": x, "label": y, "index": torch.arange(bs)},
+             "unlabeled": {"image": x.clone(), "index": torch.arange(bs)}}
+    for i in range(steps + 2):
+        if i == 2:
+            t0 = time.time()
+        out = method.training_step(batch, i)
+        opt.zero_grad()
+        out.loss.backward()
+        opt.step()
+        method.after_step(i, 1000)
+    train_ips = bs * steps / (time.time() - t0)
+    model = method.segmenter().eval()
+    xi = torch.randn(1, 3, *infer_size, device=dev)
+    with torch.no_grad():
+        for i in range(steps + 2):
+            if i == 2:
+                t0 = time.time()
+            model(xi)
+    return {"train_img_s": train_ips, "infer_img_s": steps / (time.time() - t0)}

@@ -1,0 +1,265 @@
+"""Memory and speed of one PixPro training step at full resolution: sampled pairs + local PPM
+(method `pixpro`) vs the paper's all-pairs mask + global PPM (`pixpro_allpairs`, feature_stride 1).
+
+Why: the all-pairs formulation builds (HW)^2 matrices, affordable on the paper's 7x7 stride-32 map
+but quadratic on a full-resolution UNet map; the sampled variant is O(anchors x window). This
+script measures the difference for square crops and writes a table into BENCHMARKS.md between
+`<!-- pixpro-memory:start -->` and `<!-- pixpro-memory:end -->` (the rest of the file is kept).
+
+Each case runs in its own subprocess so peak memory is that case's alone: on CPU the increase of
+`ru_maxrss` over the process's peak after setup (model, optimiser, inputs built), on CUDA
+`torch.cuda.max_memory_allocated` over the memory allocated after setup. Speed is images/s of one
+forward + backward step (median of the timed steps after one warm-up step). All-pairs cases whose
+one fp32 (HW)^2 matrix per image of the batch would exceed --limit-gib are not run ("OOM (predicted)").
+
+    python benchmarks/pixpro_memory.py                       # sizes 64 128 256 512 -> BENCHMARKS.md
+    python benchmarks/pixpro_memory.py --sizes 64 --out /tmp/bm.md
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import platform
+import re
+import shlex
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+START, END = "<!-- pixpro-memory:start -->", "<!-- pixpro-memory:end -->"
+VARIANTS = {
+    "sampled": ("pixpro", "sampled pairs + local PPM"),
+    "allpairs": ("pixpro_allpairs", "all-pairs + global PPM"),
+}
+
+
+def predicted_gib(size: int, batch: int) -> float:
+    """One fp32 (HW)^2 similarity matrix per image: the all-pairs variant's smallest big tensor."""
+    n = size * size
+    return batch * n * n * 4 / 2**30
+
+
+def available_gib(device: str) -> float:
+    """Free memory of the device the cases will use (CUDA: asked in a throwaway process)."""
+    if device != "cpu":
+        code = "import torch; print(torch.cuda.mem_get_info()[0] if torch.cuda.is_available() else -1)"
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).stdout.strip()
+        if out and float(out) > 0:
+            return float(out) / 2**30
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) / 2**20
+    except OSError:
+        pass
+    return float("inf")
+
+
+def run_case(variant: str, size: int, batch: int, steps: int, device: str) -> dict:
+    """Child process: build the method, run warm-up + timed steps, print one JSON line."""
+    import resource
+
+    import torch
+
+    from segssl.config import load_config
+    from segssl.data.source import ClassInfo, default_palette
+    from segssl.methods.base import build_method
+
+    use_cuda = device == "cuda" or (device == "auto" and torch.cuda.is_available())
+    dev = torch.device("cuda" if use_cuda else "cpu")
+    torch.set_flush_denormal(True)
+    method_name = VARIANTS[variant][0]
+    over = [f"method={method_name}", f"data.batch_size={batch}", f"data.crop=[{size}, {size}]"]
+    cfg = load_config(None, over)
+    cfg["method_args"] = {"feature_stride": 1} if variant == "allpairs" else {}
+    info = ClassInfo(tuple(f"c{i}" for i in range(6)), default_palette(6))
+    method = build_method(cfg, info).to(dev).train()
+    opt = torch.optim.AdamW([p for p in method.parameters() if p.requires_grad], lr=1e-4)
+    g = torch.Generator().manual_seed(0)
+    views = {
+        "view1": torch.randn(batch, 3, size, size, generator=g).to(dev),
+        "view2": torch.randn(batch, 3, size, size, generator=g).to(dev),
+        "box1": torch.tensor([[0.0, 0.0, 0.8, 0.8]]).repeat(batch, 1).to(dev),
+        "box2": torch.tensor([[1.0, 0.2, 0.2, 1.0]]).repeat(batch, 1).to(dev),  # flipped, overlapping
+        "index": torch.arange(batch),
+    }
+
+    def step() -> float:
+        t0 = time.perf_counter()
+        opt.zero_grad(set_to_none=True)
+        out = method.ssl_step(views, 0)
+        out.loss.backward()
+        if use_cuda:
+            torch.cuda.synchronize()
+        return time.perf_counter() - t0
+
+    if use_cuda:
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+        base = torch.cuda.memory_allocated()
+    else:
+        base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # KiB on Linux
+    try:
+        step()  # warm-up (also the step whose allocations set the peak)
+        times = sorted(step() for _ in range(max(1, steps)))
+    except (torch.cuda.OutOfMemoryError, RuntimeError, MemoryError) as e:
+        msg = str(e)
+        if isinstance(e, (torch.cuda.OutOfMemoryError, MemoryError)) or re.search(
+                r"out of memory|can't allocate|not enough memory", msg, re.I):
+            return {"oom": True, "error": msg.splitlines()[0][:120]}
+        raise
+    if use_cuda:
+        peak = torch.cuda.max_memory_allocated() - base
+    else:
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 - base
+    med = times[len(times) // 2]
+    return {"oom": False, "peak_mib": peak / 2**20, "sec_per_step": med, "images_per_s": batch / med,
+            "device": str(dev)}
+
+
+def machine() -> str:
+    cpu = platform.processor() or "unknown CPU"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    out = f"{cpu}, {os.cpu_count()} cores"
+    try:
+        import torch
+
+        out += f", torch {torch.__version__} ({torch.get_num_threads()} threads)"
+        if torch.cuda.is_available():
+            out += f", GPU {torch.cuda.get_device_name(0)}"
+    except ImportError:
+        pass
+    return out
+
+
+def cell(res: dict) -> tuple[str, str]:
+    if res.get("oom"):
+        return res.get("label", "OOM"), "-"
+    return f"{res['peak_mib']:.0f}", f"{res['images_per_s']:.2f}"
+
+
+def render(results: dict, args: argparse.Namespace, command: str) -> str:
+    mem_kind = "CUDA max_memory_allocated" if results.get("_cuda") else "CPU ru_maxrss"
+    sampled, allpairs = VARIANTS["sampled"][1], VARIANTS["allpairs"][1]
+    lines = [
+        START,
+        "## PixPro memory scaling: sampled pairs + local PPM vs all-pairs + global PPM",
+        "",
+        f"- command: `{command}`",
+        f"- machine: {machine()}",
+        f"- date: {dt.datetime.now().strftime('%Y-%m-%d %H:%M')}",
+        f"- one training step (forward + backward) of PixPro on a UNet-resnet18's full-resolution features, "
+        f"batch {args.batch}, square crops; peak memory is the step's increase over the process after setup "
+        f"({mem_kind}); images/s is the median of {args.steps} timed step(s) after a warm-up step.",
+        "- sampled: method `pixpro` defaults (64 anchors, 256 pairs/image, 7x7 local PPM window); "
+        "all-pairs: `pixpro_allpairs` with `feature_stride: 1` ((HW)^2 positive mask and global PPM).",
+        "- all-pairs cases are not run (\"OOM (predicted)\") when their fp32 (HW)^2 matrices "
+        f"(one per image) exceed {args.limit_gib:g} GiB, or when {args.mem_factor:g} such matrices (a step's "
+        "measured peak is about that many) exceed the memory free when the script starts.",
+        "",
+        f"| crop | {sampled}: peak MiB | images/s | {allpairs}: peak MiB | images/s |",
+        "|---:|---:|---:|---:|---:|",
+    ]
+    for size in args.sizes:
+        s_mem, s_ips = cell(results[(size, "sampled")])
+        a_mem, a_ips = cell(results[(size, "allpairs")])
+        lines.append(f"| {size}x{size} | {s_mem} | {s_ips} | {a_mem} | {a_ips} |")
+    lines.append(END)
+    return "\n".join(lines)
+
+
+def write_section(path: Path, section: str) -> None:
+    """Replace the marked section of `path`, or append it (creating the file) when absent."""
+    text = path.read_text() if path.is_file() else ""
+    if START in text and END in text and text.index(START) < text.index(END):
+        i, j = text.index(START), text.index(END) + len(END)
+        text = text[:i] + section + text[j:]
+    else:
+        text = (text.rstrip("\n") + "\n\n" if text.strip() else "# Benchmarks\n\n") + section + "\n"
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text)
+    tmp.replace(path)
+
+
+def parse(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--sizes", type=int, nargs="+", default=[64, 128, 256, 512], help="square crop sizes")
+    p.add_argument("--batch", type=int, default=2)
+    p.add_argument("--steps", type=int, default=2, help="timed steps per case (after one warm-up step)")
+    p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
+    p.add_argument("--threads", type=int, help="torch CPU threads per case (default: torch's own)")
+    p.add_argument("--limit-gib", type=float, default=16.0,
+                   help="skip all-pairs cases whose predicted (HW)^2 matrices exceed this many GiB")
+    p.add_argument("--mem-factor", type=float, default=12.0,
+                   help="peak memory of an all-pairs step in (HW)^2 matrices (measured ~12 at 64x64): "
+                        "cases whose estimate exceeds the available memory are not run (no OOM killer on "
+                        "a shared machine)")
+    p.add_argument("--timeout", type=int, default=3600, help="seconds per case")
+    p.add_argument("--out", type=Path, default=ROOT / "BENCHMARKS.md", help="markdown file to update")
+    p.add_argument("--case", nargs=2, metavar=("VARIANT", "SIZE"), help=argparse.SUPPRESS)
+    return p.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse(argv)
+    if args.threads:
+        os.environ["OMP_NUM_THREADS"] = str(args.threads)
+    if args.case:
+        if args.threads:
+            import torch
+
+            torch.set_num_threads(args.threads)
+        print(json.dumps(run_case(args.case[0], int(args.case[1]), args.batch, args.steps, args.device)))
+        return 0
+    command = "python benchmarks/pixpro_memory.py " + shlex.join(sys.argv[1:] if argv is None else argv)
+    results: dict = {}
+    avail = available_gib(args.device)
+    for size in args.sizes:
+        for variant in VARIANTS:
+            gib = predicted_gib(size, args.batch)
+            if variant == "allpairs" and (gib > args.limit_gib or gib * args.mem_factor > avail):
+                label = (f"OOM (predicted {gib:.0f} GiB)" if gib > args.limit_gib else
+                         f"OOM (predicted ~{gib * args.mem_factor:.0f} GiB, {avail:.0f} GiB free)")
+                results[(size, variant)] = {"oom": True, "label": label}
+                print(f"{size:4d} {variant:8s} skipped: {label}", flush=True)
+                continue
+            cmd = [sys.executable, str(Path(__file__).resolve()), "--case", variant, str(size),
+                   "--batch", str(args.batch), "--steps", str(args.steps), "--device", args.device]
+            if args.threads:
+                cmd += ["--threads", str(args.threads)]
+            try:
+                proc = subprocess.run(cmd, capture_output=True, text=True, timeout=args.timeout, cwd=ROOT)
+            except subprocess.TimeoutExpired:
+                res = {"oom": True, "label": f"timeout (> {args.timeout} s)"}
+            else:
+                last = proc.stdout.strip().splitlines()[-1] if proc.stdout.strip() else ""
+                if proc.returncode == 0 and last.startswith("{"):
+                    res = json.loads(last)
+                    if res.get("oom"):
+                        res["label"] = "OOM"
+                elif proc.returncode in (-9, 137):  # SIGKILL: the kernel's OOM killer
+                    res = {"oom": True, "label": "OOM (killed)"}
+                else:
+                    sys.stderr.write(proc.stderr[-3000:])
+                    raise SystemExit(f"case {variant} {size} failed (exit {proc.returncode})")
+            results[(size, variant)] = res
+            results["_cuda"] = results.get("_cuda") or res.get("device", "").startswith("cuda")
+            print(f"{size:4d} {variant:8s} {json.dumps(res)}", flush=True)
+    write_section(args.out, render(results, args, command))
+    print(f"wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,237 @@
+"""Frozen-feature probes of a backbone's pixel features: a linear probe and a kNN ("distance matching").
+
+Both score representations rather than fine-tuning recipes: the backbone is frozen (eval mode,
+no gradient), so a number differs between checkpoints only because their features differ.
+
+* linear: a 1x1 convolution (a per-pixel linear classifier) trained with cross-entropy on the
+  full-resolution features of augmented labeled crops, evaluated like any segmenter.
+* knn: PASS's distance matching (Gao et al., TPAMI 2022, Sec. 5) with DINO's weighted vote
+  (Caron et al. 2021, kNN eval): each test pixel takes the k most cosine-similar entries of a
+  bank of labeled-train embeddings — subsampled pixels, or one mean embedding per (image, class)
+  region as PASS — and predicts argmax_c sum_{neighbours of class c} exp(sim / T).
+
+Both wrap the frozen backbone in a module returning (B, K, H, W) scores, so
+`segssl.evaluation.evaluate.evaluate_model` computes the same dataset-level metrics as for
+trained models.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Iterable, Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from segssl.data.dataset import SegmentationDataset
+from segssl.data.source import DataSource, Sample
+from segssl.data.transforms import eval_transform
+from segssl.errors import SegsslError
+from segssl.models.checkpoint import load_matching, read_checkpoint
+from segssl.models.segmodel import SegModel, build_model
+
+
+def load_backbone(checkpoint: str, num_classes: int, model_cfg: dict, seed: int = 0) -> tuple[SegModel, dict]:
+    """Frozen SegModel from a segssl checkpoint (pretrained or trained), or `random` init for the baseline row.
+
+    Returns (model in eval mode without gradients, the model config used). With a checkpoint its
+    own model config is used, since only that architecture matches the weights.
+    """
+    if str(checkpoint) == "random":
+        cfg = {**model_cfg, "encoder_weights": None, "init": None}
+        torch.manual_seed(seed)
+        model = build_model(cfg, num_classes)
+    else:
+        entry = read_checkpoint(checkpoint)
+        cfg = {**(entry.get("config") or {}).get("model", model_cfg), "encoder_weights": None, "init": None}
+        model = build_model(cfg, num_classes)
+        load_matching(model, entry["model_state"], str(checkpoint))
+    model.eval()
+    for p in model.parameters():
+        p.requires_grad_(False)
+    return model, cfg
+
+
+class LinearProbeSegmenter(nn.Module):
+    """Frozen backbone + trained 1x1 head: logits = head(full-resolution features)."""
+
+    def __init__(self, backbone: nn.Module, head: nn.Conv2d):
+        super().__init__()
+        self.backbone, self.head = backbone, head
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.backbone.features(x))
+
+
+def train_linear_probe(
+    backbone: nn.Module,
+    batches: Iterable[dict],
+    num_classes: int,
+    ignore_index: int,
+    *,
+    steps: int = 300,
+    lr: float = 1e-3,
+    device: str | torch.device = "cpu",
+    log_every: int = 0,
+    log=print,
+) -> nn.Conv2d:
+    """Train a 1x1 conv on frozen features with CE (ignore index) and Adam, cycling over `batches`."""
+    backbone.eval().to(device)
+    head = nn.Conv2d(int(backbone.feature_dim), num_classes, kernel_size=1).to(device)
+    opt = torch.optim.Adam(head.parameters(), lr=lr)
+    it = itertools.cycle(batches) if not hasattr(batches, "__next__") else batches
+    for step in range(int(steps)):
+        b = next(it)
+        x, y = b["image"].to(device), b["label"].to(device)
+        with torch.no_grad():
+            feats = backbone.features(x)
+        loss = F.cross_entropy(head(feats.float()), y, ignore_index=ignore_index)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        if log_every and (step + 1) % log_every == 0:
+            log(f"linear probe step {step + 1}/{steps}: loss {float(loss):.4f}")
+    head.eval()
+    for p in head.parameters():
+        p.requires_grad_(False)
+    return head
+
+
+# ----------------------------------------------------------------------------------------- kNN
+
+
+@torch.no_grad()
+def knn_topk(
+    query: torch.Tensor, bank: torch.Tensor, k: int, q_chunk: int = 2048, b_chunk: int = 32768
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(similarities, indices) of the k largest `query @ bank.T` per row, in bounded memory.
+
+    Memory is q_chunk x b_chunk similarities at a time: the bank is scanned chunk by chunk and a
+    running top-k is merged, so a million-entry bank never needs a full similarity matrix.
+    """
+    k = min(int(k), bank.shape[0])
+    sims_out, idx_out = [], []
+    for qs in range(0, query.shape[0], q_chunk):
+        q = query[qs : qs + q_chunk]
+        best_s = torch.full((q.shape[0], 0), -math.inf, device=q.device)
+        best_i = torch.zeros((q.shape[0], 0), dtype=torch.long, device=q.device)
+        for bs in range(0, bank.shape[0], b_chunk):
+            s = q @ bank[bs : bs + b_chunk].t()
+            top_s, top_i = s.topk(min(k, s.shape[1]), dim=1)
+            cand_s = torch.cat([best_s, top_s], dim=1)
+            cand_i = torch.cat([best_i, top_i + bs], dim=1)
+            best_s, pos = cand_s.topk(min(k, cand_s.shape[1]), dim=1)
+            best_i = torch.gather(cand_i, 1, pos)
+        sims_out.append(best_s)
+        idx_out.append(best_i)
+    return torch.cat(sims_out), torch.cat(idx_out)
+
+
+@torch.no_grad()
+def knn_vote(
+    query: torch.Tensor, bank: torch.Tensor, bank_labels: torch.Tensor, num_classes: int, k: int = 20,
+    temperature: float = 0.07, q_chunk: int = 2048, b_chunk: int = 32768,
+) -> torch.Tensor:
+    """DINO's weighted kNN vote: (Q, K) class scores sum_{j in top-k, y_j = c} exp(cos(q, b_j) / T), normalised.
+
+    `query` (Q, C) and `bank` (N, C) are L2-normalised here; returns per-query class probabilities.
+    """
+    q = F.normalize(query.float(), dim=1)
+    b = F.normalize(bank.float(), dim=1)
+    sims, idx = knn_topk(q, b, k, q_chunk, b_chunk)
+    weights = (sims / temperature).exp()
+    votes = torch.zeros(q.shape[0], num_classes, device=q.device)
+    votes.scatter_add_(1, bank_labels.to(q.device)[idx], weights)
+    return votes / votes.sum(1, keepdim=True).clamp(min=1e-12)
+
+
+@torch.no_grad()
+def image_features(backbone: nn.Module, image: torch.Tensor, device: str | torch.device = "cpu") -> torch.Tensor:
+    """L2-normalised full-resolution features (C, H, W) of one normalised CHW image."""
+    return F.normalize(backbone.features(image[None].to(device)).float(), dim=1)[0]
+
+
+@torch.no_grad()
+def pixel_embeddings(
+    feats: torch.Tensor, label: torch.Tensor, ignore_index: int, pixels: int, gen: torch.Generator
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Up to `pixels` random non-ignore pixels of one image: (n, C) features and (n,) labels."""
+    c = feats.shape[0]
+    f = feats.reshape(c, -1).t()
+    y = label.reshape(-1).to(f.device)
+    keep = (y != ignore_index).nonzero().squeeze(1)
+    if pixels > 0 and keep.numel() > pixels:
+        keep = keep[torch.randperm(keep.numel(), generator=gen)[:pixels].to(keep.device)]
+    return f[keep], y[keep]
+
+
+@torch.no_grad()
+def region_embeddings(feats: torch.Tensor, label: torch.Tensor, ignore_index: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """PASS's region bank: per class present in the image, the mean of its pixels' normalised features."""
+    c = feats.shape[0]
+    f = feats.reshape(c, -1).t()
+    y = label.reshape(-1).to(f.device)
+    out_f, out_y = [], []
+    for cls in torch.unique(y).tolist():
+        if cls == ignore_index:
+            continue
+        out_f.append(F.normalize(f[y == cls].mean(0), dim=0))
+        out_y.append(cls)
+    if not out_f:
+        return f.new_zeros(0, c), y.new_zeros(0)
+    return torch.stack(out_f), torch.tensor(out_y, dtype=torch.long, device=f.device)
+
+
+@torch.no_grad()
+def build_bank(
+    backbone: nn.Module, source: DataSource, split: str, samples: Sequence[Sample], *, bank: str = "pixel",
+    pixels_per_image: int = 1000, max_bank: int = 2_000_000, seed: int = 0, device: str | torch.device = "cpu",
+    progress=None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Memory bank (N, C) + labels (N,) from whole labeled images (eval transform), bounded to `max_bank`."""
+    if bank not in ("pixel", "region"):
+        raise SegsslError(f"probe.bank={bank}: expected pixel or region")
+    ds = SegmentationDataset(source, split, samples, eval_transform())
+    ppi = int(pixels_per_image)
+    if bank == "pixel" and len(ds) and max_bank > 0:
+        ppi = min(ppi, max(1, int(max_bank) // len(ds))) if ppi > 0 else max(1, int(max_bank) // len(ds))
+    gen = torch.Generator().manual_seed(int(seed))
+    backbone.eval().to(device)
+    feats, labels = [], []
+    it = range(len(ds)) if progress is None else progress(range(len(ds)), "building kNN bank")
+    for i in it:
+        item = ds[i]
+        f = image_features(backbone, item["image"], device)
+        if bank == "pixel":
+            bf, bl = pixel_embeddings(f, item["label"], source.info.ignore_index, ppi, gen)
+        else:
+            bf, bl = region_embeddings(f, item["label"], source.info.ignore_index)
+        feats.append(bf)
+        labels.append(bl)
+    if not feats or sum(len(x) for x in labels) == 0:
+        raise SegsslError(f"{source.root or source.name}/{split}: no labeled pixels to build a kNN bank from")
+    return torch.cat(feats), torch.cat(labels)
+
+
+class KNNSegmenter(nn.Module):
+    """Frozen backbone + memory bank: log of the kNN vote distribution per pixel (argmax = prediction)."""
+
+    def __init__(self, backbone: nn.Module, bank: torch.Tensor, bank_labels: torch.Tensor, num_classes: int,
+                 k: int = 20, temperature: float = 0.07, q_chunk: int = 2048, b_chunk: int = 32768):
+        super().__init__()
+        self.backbone = backbone
+        self.register_buffer("bank", F.normalize(bank.float(), dim=1))
+        self.register_buffer("bank_labels", bank_labels.long())
+        self.num_classes, self.k, self.temperature = num_classes, k, temperature
+        self.q_chunk, self.b_chunk = q_chunk, b_chunk
+
+    @torch.no_grad()
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        f = self.backbone.features(x)
+        b, c, h, w = f.shape
+        q = f.permute(0, 2, 3, 1).reshape(-1, c)
+        probs = knn_vote(q, self.bank, self.bank_labels, self.num_classes, self.k, self.temperature,
+                         self.q_chunk, self.b_chunk)
+        return probs.clamp(min=1e-12).log().view(b, h, w, -1).permute(0, 3, 1, 2)

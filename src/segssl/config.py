@@ -29,7 +29,10 @@ DEFAULTS: dict[str, Any] = {
         "val_split": "val",
         "test_split": "test",
         "cache_gb": 6.0,
+        "unlabeled_extra": [],  # extra splits whose images join the unlabeled pool (e.g. [val])
     },
+    # two-view sampling for dense self-supervised pretraining (data/views.py)
+    "views": {"scale": [0.3, 1.0], "color_jitter": 0.4, "min_overlap": 0.3},
     "model": {
         "arch": "unet",
         "encoder": "resnet18",
@@ -89,6 +92,9 @@ def parse_override(item: str) -> tuple[list[str], Any]:
 
 
 def apply_override(cfg: dict, keys: list[str], value: Any) -> None:
+    if len(keys) == 1 and isinstance(cfg.get(keys[0]), dict) and not isinstance(value, dict) \
+            and keys[0] != "method_args":
+        raise SegsslError(f"--set {keys[0]}=...: '{keys[0]}' is a section; set one of its keys")
     node = cfg
     for i, k in enumerate(keys[:-1]):
         if not isinstance(node.get(k), dict):

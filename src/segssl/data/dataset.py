@@ -58,10 +58,11 @@ class SegmentationDataset(Dataset):
         *,
         labels: bool = True,
         cache: DecodedCache | None = None,
+        valid_mask: bool = False,
     ):
         self.source, self.split = source, split
         self.samples = list(samples if samples is not None else source.samples(split))
-        self.transform, self.labels = transform, labels
+        self.transform, self.labels, self.valid_mask = transform, labels, valid_mask
         self.cache = cache or DecodedCache(source)
 
     def __len__(self) -> int:
@@ -72,11 +73,19 @@ class SegmentationDataset(Dataset):
         image = self.cache.get(self.split, s, False)
         label = self.cache.get(self.split, s, True) if self.labels else None
         img, mask = to_tv(image, label)
+        # a constant "inside" mask travels through the same geometry; padding fills it with ignore
+        inside = to_tv(image, np.zeros(image.shape[:2], np.uint8))[1] if self.valid_mask else None
         if self.transform is not None:
-            img, mask = self.transform(img, mask) if mask is not None else (self.transform(img), None)
+            extra = [m for m in (mask, inside) if m is not None]
+            res = self.transform(img, *extra) if extra else (self.transform(img),)
+            img, res = res[0], list(res[1:])
+            mask = res.pop(0) if mask is not None else None
+            inside = res.pop(0) if inside is not None else None
         out = {"image": img.as_subclass(torch.Tensor), "stem": s.stem, "index": i}
         if mask is not None:
             out["label"] = mask.as_subclass(torch.Tensor).long()
+        if inside is not None:
+            out["valid"] = inside.as_subclass(torch.Tensor) != self.source.info.ignore_index
         return out
 
 

@@ -27,7 +27,10 @@ def load_source(spec: str | Path, *, generated_seed: int = 0) -> DataSource:
 
     spec = str(spec)
     if spec == "generated" or spec.startswith("generated:"):
-        n = int(spec.split(":", 1)[1]) if ":" in spec else None
+        arg = spec.split(":", 1)[1] if ":" in spec else None
+        if arg is not None and not arg.isdigit():
+            raise DataError(f"{spec}: expected generated:N with N a number of train images")
+        n = int(arg) if arg is not None else None
         return generated_source(num_train=n, seed=generated_seed)
     prefix, sep, rest = spec.partition(":")
     if sep and prefix in READERS:

@@ -102,7 +102,7 @@ class DataSource:
 def read_rgb(path: Path) -> np.ndarray:
     try:
         with Image.open(path) as im:
-            return np.asarray(im.convert("RGB"), dtype=np.uint8)
+            return np.array(im.convert("RGB"), dtype=np.uint8)
     except Exception as e:  # PIL raises many types for broken files
         raise DataError(f"{path}: cannot read image ({type(e).__name__}: {e})") from None
 
@@ -112,7 +112,7 @@ def read_index(path: Path) -> np.ndarray:
     try:
         with Image.open(path) as im:
             if im.mode in ("P", "L"):
-                arr = np.asarray(im)
+                arr = np.array(im)
             elif im.mode in ("I", "I;16", "I;16B"):
                 arr = np.asarray(im).astype(np.int64)
                 if arr.max(initial=0) > 255:

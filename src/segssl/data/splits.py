@@ -15,12 +15,12 @@ def parse_fraction(spec: str | float | int, total: int) -> int:
     try:
         if "/" in s:
             frac = Fraction(s)
-            n = round(total * frac)
+            n = max(1, round(total * frac))
         elif "." in s:
             frac = float(s)
             if not 0 < frac <= 1:
                 raise ValueError
-            n = round(total * frac)
+            n = max(1, round(total * frac))
         else:
             n = int(s)
     except (ValueError, ZeroDivisionError):

@@ -34,7 +34,7 @@ from segssl.models.segmodel import SegModel, build_model
 
 
 def load_backbone(checkpoint: str, num_classes: int, model_cfg: dict, seed: int = 0) -> tuple[SegModel, dict]:
-    """Frozen SegModel from a segssl checkpoint (pretrained or trained), or `random` init for the baseline row.
+    """Frozen SegModel from a segssl checkpoint (pretrained or trained), or `random` init (baseline row).
 
     Returns (model in eval mode without gradients, the model config used). With a checkpoint its
     own model config is used, since only that architecture matches the weights.
@@ -134,7 +134,7 @@ def knn_vote(
     query: torch.Tensor, bank: torch.Tensor, bank_labels: torch.Tensor, num_classes: int, k: int = 20,
     temperature: float = 0.07, q_chunk: int = 2048, b_chunk: int = 32768,
 ) -> torch.Tensor:
-    """DINO's weighted kNN vote: (Q, K) class scores sum_{j in top-k, y_j = c} exp(cos(q, b_j) / T), normalised.
+    """DINO's weighted kNN vote: (Q, K) scores sum_{j in top-k, y_j = c} exp(cos(q, b_j) / T), normalised.
 
     `query` (Q, C) and `bank` (N, C) are L2-normalised here; returns per-query class probabilities.
     """
@@ -148,7 +148,8 @@ def knn_vote(
 
 
 @torch.no_grad()
-def image_features(backbone: nn.Module, image: torch.Tensor, device: str | torch.device = "cpu") -> torch.Tensor:
+def image_features(backbone: nn.Module, image: torch.Tensor,
+                   device: str | torch.device = "cpu") -> torch.Tensor:
     """L2-normalised full-resolution features (C, H, W) of one normalised CHW image."""
     return F.normalize(backbone.features(image[None].to(device)).float(), dim=1)[0]
 
@@ -168,7 +169,9 @@ def pixel_embeddings(
 
 
 @torch.no_grad()
-def region_embeddings(feats: torch.Tensor, label: torch.Tensor, ignore_index: int) -> tuple[torch.Tensor, torch.Tensor]:
+def region_embeddings(
+    feats: torch.Tensor, label: torch.Tensor, ignore_index: int
+) -> tuple[torch.Tensor, torch.Tensor]:
     """PASS's region bank: per class present in the image, the mean of its pixels' normalised features."""
     c = feats.shape[0]
     f = feats.reshape(c, -1).t()
@@ -187,8 +190,8 @@ def region_embeddings(feats: torch.Tensor, label: torch.Tensor, ignore_index: in
 @torch.no_grad()
 def build_bank(
     backbone: nn.Module, source: DataSource, split: str, samples: Sequence[Sample], *, bank: str = "pixel",
-    pixels_per_image: int = 1000, max_bank: int = 2_000_000, seed: int = 0, device: str | torch.device = "cpu",
-    progress=None,
+    pixels_per_image: int = 1000, max_bank: int = 2_000_000, seed: int = 0,
+    device: str | torch.device = "cpu", progress=None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Memory bank (N, C) + labels (N,) from whole labeled images (eval transform), bounded to `max_bank`."""
     if bank not in ("pixel", "region"):

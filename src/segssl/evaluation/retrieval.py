@@ -66,7 +66,7 @@ def retrieve(
     query: torch.Tensor, bank: PixelBank, k: int = 5, exclude_image: Sequence[int | None] | None = None,
     one_per_image: bool = True,
 ) -> list[list[tuple[int, float]]]:
-    """Per query (Q, C): the k best (bank index, cosine), best first, skipping each query's `exclude_image`."""
+    """Per query (Q, C): the k best (bank index, cosine), best first, skipping the query's `exclude_image`."""
     q = torch.nn.functional.normalize(query.float().to(bank.feats.device), dim=1)
     sims = q @ bank.feats.float().t()  # (Q, N)
     if exclude_image is not None:

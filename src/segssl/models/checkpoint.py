@@ -56,5 +56,8 @@ def atomic_save(obj: dict, path: Path) -> None:
     """Write to a temp file and rename: a crash mid-write never corrupts the previous file."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
+    try:
+        torch.save(obj, tmp)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)

@@ -40,7 +40,7 @@ def _icnr_(weight: torch.Tensor, scale: int = 2) -> None:
 
 
 class PixelShuffleUpsample(nn.Module):
-    """CCT's decoder (Sec. 3.2): 1x1 conv to K classes, then log2(upscale) x [1x1 conv, ReLU, shuffle x2].
+    """CCT's decoder: 1x1 conv to K classes, then log2(upscale) x [1x1 conv, ReLU, shuffle x2].
 
     Lightweight on purpose: CCT's auxiliary decoders are many (K = 30 in the paper) and only have
     to map the shared encoder representation to class scores.
@@ -63,13 +63,13 @@ class PixelShuffleUpsample(nn.Module):
 
 
 def feature_noise(z: torch.Tensor, uniform_range: float = 0.3) -> torch.Tensor:
-    """F-Noise (CCT Sec. 3.2): z + z * N, N ~ U(-r, r) of shape (C, H, W), shared across the batch."""
+    """F-Noise (CCT perturbations): z + z * N, N ~ U(-r, r) of shape (C, H, W), shared across the batch."""
     n = torch.empty(z.shape[1:], device=z.device, dtype=z.dtype).uniform_(-uniform_range, uniform_range)
     return z + z * n.unsqueeze(0)
 
 
 def feature_drop(z: torch.Tensor, low: float = 0.6, high: float = 0.9) -> torch.Tensor:
-    """F-Drop (CCT Sec. 3.2): drop the most active regions, where the channel mean exceeds gamma * max.
+    """F-Drop (CCT perturbations): drop the most active regions, where the channel mean exceeds gamma * max.
 
     gamma ~ U(low, high) once per call (as the reference code), one max per sample.
     """
@@ -94,7 +94,7 @@ def object_mask(pred: torch.Tensor, background: int | None) -> torch.Tensor:
 
 def guided_cutout_mask(pred: torch.Tensor, erase: float = 0.4, background: int | None = 0,
                        min_area: int = 50) -> torch.Tensor:
-    """G-Cutout (CCT Sec. 3.2): per predicted object (connected component), zero a random box of
+    """G-Cutout (CCT perturbations): per predicted object (connected component), zero a random box of
     `erase` x its bounding-box size placed inside that bounding box; returns a (B, 1, H, W) keep-mask.
 
     Components under `min_area` pixels are skipped (the reference skips contours of <= 50 points).
@@ -141,7 +141,11 @@ def vat_perturbation(z: torch.Tensor, decoder: nn.Module, xi: float = 1e-6, eps:
             logp_hat = F.log_softmax(decoder(z0 + xi * d), dim=1)
             dist = F.kl_div(logp_hat, p, reduction="batchmean")
             (grad,) = torch.autograd.grad(dist, d)
-            d = _l2_normalize(grad.detach())
+            # rescale before normalising: at xi = 1e-6 the gradient is ~1e-12, and the reference's
+            # ||g|| + 1e-8 would shrink the step to almost nothing instead of giving norm eps
+            g = grad.detach()
+            scale = g.flatten(1).abs().amax(1).clamp_min(1e-30).view(-1, *([1] * (g.dim() - 1)))
+            d = _l2_normalize(g / scale)
     return (eps * d).to(z.dtype)
 
 
@@ -201,7 +205,7 @@ class IBNorm(nn.Module):
 
 
 class FlawDetector(nn.Module):
-    """GCT's flaw detector F (Sec. 3.2): image (+) prediction -> one-channel flaw map at input size.
+    """GCT's flaw detector F: image (+) prediction -> one-channel flaw map at input size.
 
     The reference's fully-convolutional discriminator (4x4 stride-2 convs, IBNorm, LeakyReLU,
     output stride 32), except that its stride-1 convs are 3x3 with padding 1 instead of 4x4, so
@@ -238,7 +242,7 @@ class FlawDetector(nn.Module):
 
 
 class BoxAttentionSegModel(nn.Module):
-    """The ancillary model p_anc(y | x, b) (Ibrahim et al. Sec. 3.1): a SegModel whose encoder
+    """The ancillary model p_anc(y | x, b) (Ibrahim et al. CVPR 2020): a SegModel whose encoder
     features are multiplied, at every scale, by attention maps computed from the box-prior map.
 
     The box encoder is one 3x3 conv + sigmoid per encoder level on the (K, H, W) box map resized
@@ -270,7 +274,7 @@ class BoxAttentionSegModel(nn.Module):
 
 
 class ConvSelfCorrection(nn.Module):
-    """Convolutional self-correction (Ibrahim et al. Sec. 3.3): two 3x3 conv layers (ReLU between)
+    """Convolutional self-correction (Ibrahim et al. CVPR 2020): two 3x3 conv layers (ReLU between)
     mapping the stacked primary and ancillary logits (2K channels) to corrected logits (K)."""
 
     def __init__(self, num_classes: int, hidden: int = 128):
@@ -290,12 +294,13 @@ class ConvSelfCorrection(nn.Module):
 
 
 class ProjectionHead(nn.Module):
-    """Pixel projection head (Zhao et al. Sec. 3): 1x1 conv, ReLU, 1x1 conv; unit-norm embeddings."""
+    """Pixel projection head (Zhao et al. ICCV 2021): 1x1 conv, ReLU, 1x1 conv; unit-norm embeddings."""
 
     def __init__(self, in_channels: int, dim: int = 128, hidden: int | None = None):
         super().__init__()
         hidden = hidden or max(in_channels, dim)
-        self.net = nn.Sequential(nn.Conv2d(in_channels, hidden, 1), nn.ReLU(inplace=True), nn.Conv2d(hidden, dim, 1))
+        self.net = nn.Sequential(nn.Conv2d(in_channels, hidden, 1), nn.ReLU(inplace=True),
+                                 nn.Conv2d(hidden, dim, 1))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return F.normalize(self.net(x), dim=1)

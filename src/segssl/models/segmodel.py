@@ -108,9 +108,17 @@ def load_encoder_weights(encoder: nn.Module, path: Path) -> None:
     except Exception as e:
         raise SegsslError(f"{path}: cannot load encoder weights ({type(e).__name__})") from None
     state = state.get("state_dict", state) if isinstance(state, dict) else state
-    result = encoder.load_state_dict(state, strict=False)
-    if len(result.missing_keys) == len(encoder.state_dict()):
+    if not isinstance(state, dict):
+        raise SegsslError(f"{path}: expected a state dict of tensors")
+    own = encoder.state_dict()
+    wrong = [k for k, v in state.items() if k in own and tuple(v.shape) != tuple(own[k].shape)]
+    if wrong:
+        raise SegsslError(f"{path}: {len(wrong)} tensors have the wrong shape for this encoder, "
+                          f"e.g. '{wrong[0]}' (weights of another encoder?)")
+    keep = {k: v for k, v in state.items() if k in own}
+    if not keep:
         raise SegsslError(f"{path}: no tensor in the file matches the encoder's parameters")
+    encoder.load_state_dict(keep, strict=False)
 
 
 def build_model(model_cfg: dict, num_classes: int) -> SegModel:

@@ -25,6 +25,8 @@ def class_weights(counts: np.ndarray, kind: str) -> torch.Tensor | None:
     freq = counts / max(counts.sum(), 1)
     seen = freq > 0
     w = np.ones_like(freq, dtype=np.float64)
+    if not seen.any():
+        return torch.ones(len(counts), dtype=torch.float32)
     w[seen] = np.median(freq[seen]) / freq[seen]
     w[~seen] = w[seen].max() if seen.any() else 1.0
     if kind == "sqrt_median_freq":

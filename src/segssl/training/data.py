@@ -9,6 +9,7 @@ import lightning.pytorch as pl
 from lightning.pytorch.utilities import CombinedLoader
 from torch.utils.data import DataLoader, Dataset
 
+from segssl.data.boxes import boxes_map_from_mask
 from segssl.data.dataset import DecodedCache, SegmentationDataset, TwoViewDataset
 from segssl.data.source import DataSource, Sample
 from segssl.data.splits import split_labeled, write_split_files
@@ -40,7 +41,7 @@ def plan_data(source: DataSource, cfg: dict, inputs: tuple[str, ...], run_dir: P
     if wants_labels:
         if not source.has_labels("train"):
             raise DataError(f"{source.root or source.name}/train: this method needs labels, but the split has none")
-        if spec in (None, "none", "all", "1", 1, "1/1"):
+        if spec in (None, "none", "all", "1/1", "1.0", 1.0):
             labeled, unlabeled = sorted(by_stem), []
         else:
             labeled, unlabeled = split_labeled(sorted(by_stem), spec, seed=int(cfg["seed"]))
@@ -61,13 +62,21 @@ def plan_data(source: DataSource, cfg: dict, inputs: tuple[str, ...], run_dir: P
 
 
 class _Unlabeled(Dataset):
-    """Images from several splits without labels, under the training transform."""
+    """Images from several splits without labels, under the training transform.
 
-    def __init__(self, source: DataSource, items: list[tuple[str, Sample]], transform, cache: DecodedCache):
+    `valid` marks real image pixels (False where the crop was padded), so unlabeled losses skip
+    padding; `boxes` (for box-supervised methods) derives a box-prior map from the hidden mask.
+    """
+
+    def __init__(self, source: DataSource, items: list[tuple[str, Sample]], transform, cache: DecodedCache,
+                 boxes: dict | None = None):
         self.parts = {}
         for split, s in items:
             self.parts.setdefault(split, []).append(s)
-        self.datasets = [SegmentationDataset(source, sp, ss, transform, labels=False, cache=cache)
+        self.boxes = boxes
+        self.ignore = source.info.ignore_index
+        self.datasets = [SegmentationDataset(source, sp, ss, transform, labels=boxes is not None, cache=cache,
+                                             valid_mask=True)
                          for sp, ss in self.parts.items()]
         self.index = [(k, i) for k, ds in enumerate(self.datasets) for i in range(len(ds))]
 
@@ -77,12 +86,14 @@ class _Unlabeled(Dataset):
     def __getitem__(self, i: int) -> dict:
         k, j = self.index[i]
         out = self.datasets[k][j]
+        if self.boxes is not None:
+            out["boxes_map"] = boxes_map_from_mask(out.pop("label"), **self.boxes)
         out["index"] = i
         return out
 
 
 class SegDataModule(pl.LightningDataModule):
-    def __init__(self, rd: RunData, cfg: dict, inputs: tuple[str, ...]):
+    def __init__(self, rd: RunData, cfg: dict, inputs: tuple[str, ...], weak_boxes: dict | None = None):
         super().__init__()
         self.rd, self.cfg, self.inputs = rd, cfg, inputs
         d = cfg["data"]
@@ -96,8 +107,10 @@ class SegDataModule(pl.LightningDataModule):
         if "unlabeled" in inputs:
             if not rd.unlabeled:
                 raise DataError("this method needs unlabeled images, but --labeled leaves none (use a fraction < 1)")
-            self.datasets["unlabeled"] = _Unlabeled(rd.source, rd.unlabeled, tf, self.cache)
+            self.datasets["unlabeled"] = _Unlabeled(rd.source, rd.unlabeled, tf, self.cache, boxes=weak_boxes)
         if "views" in inputs:
+            if not rd.unlabeled:
+                raise DataError("this method needs unlabeled images, but --labeled leaves none (use a fraction < 1)")
             v = cfg.get("views") or {}
             views = TwoViews(size=d["crop"], scale=v.get("scale", (0.3, 1.0)),
                              color_jitter=v.get("color_jitter", 0.4), min_overlap=v.get("min_overlap", 0.3))

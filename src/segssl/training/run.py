@@ -13,7 +13,7 @@ import torch
 from segssl.config import save_config
 from segssl.data.registry import load_source
 from segssl.data.validate import ensure_valid
-from segssl.errors import SegsslError
+from segssl.errors import DataError, SegsslError
 from segssl.evaluation.evaluate import evaluate_model, write_metrics
 from segssl.methods.base import build_method
 from segssl.models.checkpoint import read_checkpoint
@@ -69,12 +69,20 @@ def build_trainer(cfg: dict, run_dir: Path, callbacks: list, has_val: bool, resu
     progress = bool(t.get("progress", True))
     if progress:
         callbacks = [*callbacks, RichProgressBar(leave=True)]
+    strategy = t.get("strategy", "auto")
+    devices = t.get("devices", 1)
+    multi = devices == -1 or (isinstance(devices, int) and devices > 1) or (
+        isinstance(devices, (list, str)) and len(str(devices).split(",")) > 1)
+    # recipes may leave parts without gradient in a step (a probe head without labels, a stage-2
+    # head during stage 1, encoder stages beyond encoder_depth): DDP must be told, or it errors out
+    if multi and strategy in ("auto", "ddp", "ddp_spawn", "ddp_fork"):
+        strategy = {"auto": "ddp", "ddp": "ddp"}.get(strategy, strategy) + "_find_unused_parameters_true"
     val_every = int(t.get("val_every_steps") or 0)
     max_steps = int(t["max_steps"])
     return pl.Trainer(
         accelerator=acc,
-        devices=t.get("devices", 1),
-        strategy=t.get("strategy", "auto"),
+        devices=devices,
+        strategy=strategy,
         precision=prec,
         max_steps=max_steps,
         max_epochs=-1,
@@ -88,7 +96,7 @@ def build_trainer(cfg: dict, run_dir: Path, callbacks: list, has_val: bool, resu
         enable_progress_bar=progress,
         enable_model_summary=False,
         use_distributed_sampler=False,
-        log_every_n_steps=int(t.get("log_every_steps", 10)),
+        log_every_n_steps=max(1, min(int(t.get("log_every_steps", 10)), int(t.get("epoch_steps", 100)))),
         default_root_dir=str(run_dir),
     )
 
@@ -119,10 +127,19 @@ def run_training(cfg: dict, run_dir: Path, *, resume: bool = False, evaluate: bo
     method = build_method(cfg, source.info)
     rd = plan_data(source, cfg, method.inputs, run_dir)
     used = {"train"} | ({cfg["data"]["val_split"]} if rd.val else set())
-    ensure_valid(source, sorted(used), need_labels=used if rd.labeled else ())
+    need_labels = used if rd.labeled else set()
+    weak_boxes = method.weak_box_spec() if getattr(method, "needs_weak_boxes", False) else None
+    if weak_boxes is not None:  # box-supervised methods derive the weak set's boxes from its masks
+        weak_splits = {sp for sp, _ in rd.unlabeled}
+        for sp in sorted(weak_splits):
+            if not source.has_labels(sp):
+                raise DataError(f"{source.root or source.name}/{sp}: method {cfg['method']} derives the weak "
+                                "set's boxes from masks, but the split has none")
+        used, need_labels = used | weak_splits, set(need_labels) | weak_splits
+    ensure_valid(source, sorted(used), need_labels=need_labels)
     run_dir.mkdir(parents=True, exist_ok=True)
     save_config(cfg, run_dir / "config.yaml")
-    dm = SegDataModule(rd, cfg, method.inputs)
+    dm = SegDataModule(rd, cfg, method.inputs, weak_boxes=weak_boxes)
     if rd.labeled and cfg["train"].get("class_weights", "none") != "none":
         counts = class_frequencies(dm.cache, "train", rd.labeled, source.info.num_classes, source.info.ignore_index)
         method.set_class_weights(class_weights(counts, cfg["train"]["class_weights"]))

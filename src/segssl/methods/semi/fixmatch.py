@@ -1,0 +1,66 @@
+"""FixMatch for segmentation, as UniMatch's baseline: weak view labels the strong view."""
+
+from __future__ import annotations
+
+import torch
+
+from segssl.data.mixing import cutmix_boxes, mix, partner
+from segssl.losses.semi import pseudo_label_ce
+from segssl.methods.base import StepOutput, register
+from segssl.methods.semi.common import (
+    SemiMethod,
+    StrongAug,
+    check_range,
+    confident_pseudo_labels,
+    unlabeled_valid,
+)
+
+
+class WeakToStrong(SemiMethod):
+    """Shared by FixMatch and UniMatch: confident weak-view labels, strong views with CutMix.
+
+    The CutMix partner of each crop is the previous crop of the batch (UniMatch draws a second
+    unlabeled batch and labels it with the model in eval mode; the rolled batch reuses the weak
+    predictions already computed, saving a forward pass).
+    """
+
+    def __init__(self, cfg, info):
+        super().__init__(cfg, info)
+        self.model = self.build_model()
+        self.threshold = check_range("threshold", self.a["threshold"], 0.0, 1.0)
+        self.cutmix_p = check_range("cutmix_p", self.a["cutmix_p"], 0.0, 1.0)
+        self.strong = StrongAug()
+
+    def strong_view(self, xu: torch.Tensor, labels: torch.Tensor, conf: torch.Tensor, valid: torch.Tensor):
+        """Strong view with a CutMix box from the partner crop; its mixed labels, confidences, validity."""
+        b, h, w = xu.shape[0], *xu.shape[-2:]
+        xs = self.strong(xu)
+        box = cutmix_boxes(b, h, w, p=self.cutmix_p).to(xu.device)
+        return (mix(xs, partner(xs), box), mix(labels, partner(labels), box), mix(conf, partner(conf), box),
+                mix(valid, partner(valid), box))
+
+    def unsup_ce(self, logits: torch.Tensor, labels: torch.Tensor, conf: torch.Tensor, valid: torch.Tensor):
+        """UniMatch's L_u: CE on pixels with confidence >= tau, averaged over all valid pixels."""
+        return pseudo_label_ce(logits, labels, weight=(conf >= self.threshold).float(), valid=valid)
+
+
+@register("fixmatch")
+class FixMatch(WeakToStrong):
+    """FixMatch (Sohn et al. NeurIPS 2020) in UniMatch's form (Yang et al. CVPR 2023, Eq. 1-3):
+    L = (L_s + `weight` L_u) / 2, L_u = CE(f(strong + CutMix), argmax f(weak)) on pixels with conf >= 0.95.
+    """
+
+    defaults = {"threshold": 0.95, "cutmix_p": 0.5, "weight": 1.0}
+
+    def training_step(self, batch, step):
+        lb, ub = batch["labeled"], batch["unlabeled"]
+        nl, xu = lb["image"].shape[0], ub["image"]
+        logits = self.model(torch.cat((lb["image"], xu)))
+        sup = self.supervised_loss(logits[:nl], lb["label"])
+        labels, conf, _ = confident_pseudo_labels(logits[nl:], self.threshold)
+        with torch.no_grad():
+            xs, ys, cs, vs = self.strong_view(xu, labels, conf, unlabeled_valid(ub, xu))
+        unsup = self.unsup_ce(self.model(xs), ys, cs, vs)
+        loss = (sup + float(self.a["weight"]) * unsup) / 2
+        return StepOutput(loss, {"loss_sup": sup.detach(), "loss_unsup": unsup.detach(),
+                                 "conf_ratio": (conf >= self.threshold).float().mean()})

@@ -19,6 +19,7 @@ demo: install
 	$(BIN)/segssl demo --out runs/demo
 
 test: install
+	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/python -m pytest -n 2 tests
 
 lint: install

@@ -110,8 +110,10 @@ def throughput(cfg: dict, num_classes: int, infer_size: tuple[int, int], steps: 
     h, w = cfg["data"]["crop"]
     x = torch.randn(bs, 3, h, w, device=dev)
     y = torch.randint(0, num_classes, (bs, h, w), device=dev)
-    batch = {"labeled": {"image": x, "label": y, "index": torch.arange(bs)},
-             "unlabeled": {"image": x.clone(), "index": torch.arange(bs)}}
+    batch = {
+        "labeled": {"image": x, "label": y, "index": torch.arange(bs)},
+        "unlabeled": {"image": x.clone(), "index": torch.arange(bs)},
+    }
     for i in range(steps + 2):
         if i == 2:
             t0 = time.time()

@@ -110,7 +110,8 @@ def run_case(variant: str, size: int, batch: int, steps: int, device: str) -> di
     except (torch.cuda.OutOfMemoryError, RuntimeError, MemoryError) as e:
         msg = str(e)
         if isinstance(e, (torch.cuda.OutOfMemoryError, MemoryError)) or re.search(
-                r"out of memory|can't allocate|not enough memory", msg, re.I):
+            r"out of memory|can't allocate|not enough memory", msg, re.I
+        ):
             return {"oom": True, "error": msg.splitlines()[0][:120]}
         raise
     if use_cuda:
@@ -118,8 +119,13 @@ def run_case(variant: str, size: int, batch: int, steps: int, device: str) -> di
     else:
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 - base
     med = times[len(times) // 2]
-    return {"oom": False, "peak_mib": peak / 2**20, "sec_per_step": med, "images_per_s": batch / med,
-            "device": str(dev)}
+    return {
+        "oom": False,
+        "peak_mib": peak / 2**20,
+        "sec_per_step": med,
+        "images_per_s": batch / med,
+        "device": str(dev),
+    }
 
 
 def machine() -> str:
@@ -164,7 +170,7 @@ def render(results: dict, args: argparse.Namespace, command: str) -> str:
         f"({mem_kind}); images/s is the median of {args.steps} timed step(s) after a warm-up step.",
         "- sampled: method `pixpro` defaults (64 anchors, 256 pairs/image, 7x7 local PPM window); "
         "all-pairs: `pixpro_allpairs` with `feature_stride: 1` ((HW)^2 positive mask and global PPM).",
-        "- all-pairs cases are not run (\"OOM (predicted)\") when their fp32 (HW)^2 matrices "
+        '- all-pairs cases are not run ("OOM (predicted)") when their fp32 (HW)^2 matrices '
         f"(one per image) exceed {args.limit_gib:g} GiB, or when {args.mem_factor:g} such matrices (a step's "
         "measured peak is about that many) exceed the memory free when the script starts.",
         "",
@@ -199,12 +205,20 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--steps", type=int, default=2, help="timed steps per case (after one warm-up step)")
     p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
     p.add_argument("--threads", type=int, help="torch CPU threads per case (default: torch's own)")
-    p.add_argument("--limit-gib", type=float, default=16.0,
-                   help="skip all-pairs cases whose predicted (HW)^2 matrices exceed this many GiB")
-    p.add_argument("--mem-factor", type=float, default=12.0,
-                   help="peak memory of an all-pairs step in (HW)^2 matrices (measured ~12 at 64x64): "
-                        "cases whose estimate exceeds the available memory are not run (no OOM killer on "
-                        "a shared machine)")
+    p.add_argument(
+        "--limit-gib",
+        type=float,
+        default=16.0,
+        help="skip all-pairs cases whose predicted (HW)^2 matrices exceed this many GiB",
+    )
+    p.add_argument(
+        "--mem-factor",
+        type=float,
+        default=12.0,
+        help="peak memory of an all-pairs step in (HW)^2 matrices (measured ~12 at 64x64): "
+        "cases whose estimate exceeds the available memory are not run (no OOM killer on "
+        "a shared machine)",
+    )
     p.add_argument("--timeout", type=int, default=3600, help="seconds per case")
     p.add_argument("--out", type=Path, default=ROOT / "BENCHMARKS.md", help="markdown file to update")
     p.add_argument("--case", nargs=2, metavar=("VARIANT", "SIZE"), help=argparse.SUPPRESS)
@@ -229,13 +243,27 @@ def main(argv: list[str] | None = None) -> int:
         for variant in VARIANTS:
             gib = predicted_gib(size, args.batch)
             if variant == "allpairs" and (gib > args.limit_gib or gib * args.mem_factor > avail):
-                label = (f"OOM (predicted {gib:.0f} GiB)" if gib > args.limit_gib else
-                         f"OOM (predicted ~{gib * args.mem_factor:.0f} GiB, {avail:.0f} GiB free)")
+                label = (
+                    f"OOM (predicted {gib:.0f} GiB)"
+                    if gib > args.limit_gib
+                    else f"OOM (predicted ~{gib * args.mem_factor:.0f} GiB, {avail:.0f} GiB free)"
+                )
                 results[(size, variant)] = {"oom": True, "label": label}
                 print(f"{size:4d} {variant:8s} skipped: {label}", flush=True)
                 continue
-            cmd = [sys.executable, str(Path(__file__).resolve()), "--case", variant, str(size),
-                   "--batch", str(args.batch), "--steps", str(args.steps), "--device", args.device]
+            cmd = [
+                sys.executable,
+                str(Path(__file__).resolve()),
+                "--case",
+                variant,
+                str(size),
+                "--batch",
+                str(args.batch),
+                "--steps",
+                str(args.steps),
+                "--device",
+                args.device,
+            ]
             if args.threads:
                 cmd += ["--threads", str(args.threads)]
             try:

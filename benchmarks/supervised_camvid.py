@@ -48,26 +48,41 @@ def main() -> None:
 
 
 def write_table(out: Path, args) -> None:
-    rows = ["| labeled train images | mIoU (test, final) | mIoU (test, best-on-val) | pixel acc | "
-            "steps | wall-clock min | peak RSS MiB |", "|---|---|---|---|---|---|---|"]
+    rows = [
+        "| labeled train images | mIoU (test, final) | mIoU (test, best-on-val) | pixel acc | "
+        "steps | wall-clock min | peak RSS MiB |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for frac in FRACTIONS:
         rd = out / slug(frac)
-        m, b, mb = load_json(rd / "metrics.json"), load_json(rd / "bench.json"), load_json(rd / "metrics_best.json")
-        n = len((rd / "splits" / "labeled.txt").read_text().split()) if (rd / "splits" / "labeled.txt").exists() else 367
+        m, b, mb = (
+            load_json(rd / "metrics.json"),
+            load_json(rd / "bench.json"),
+            load_json(rd / "metrics_best.json"),
+        )
+        n = (
+            len((rd / "splits" / "labeled.txt").read_text().split())
+            if (rd / "splits" / "labeled.txt").exists()
+            else 367
+        )
         if not (m and b):
             rows.append(f"| {frac} ({n if frac == 'all' else '…'}) | not run yet | | | | | |")
             continue
-        rows.append(f"| {frac} ({n}) | **{m['miou']:.1f}** | {fmt(mb and mb['miou'])} | {m['pixel_acc']:.1f} | "
-                    f"{m.get('global_step')} | {b['wall_s'] / 60:.1f} | {b['peak_rss_mb']:.0f} |")
+        rows.append(
+            f"| {frac} ({n}) | **{m['miou']:.1f}** | {fmt(mb and mb['miou'])} | {m['pixel_acc']:.1f} | "
+            f"{m.get('global_step')} | {b['wall_s'] / 60:.1f} | {b['peak_rss_mb']:.0f} |"
+        )
     tp = load_json(out / "throughput.json")
-    tp_line = (f"Throughput (same model, measured alone): training {tp['train_img_s']:.1f} images/s "
-               f"(batch 8, 160x224 crops), inference {tp['infer_img_s']:.1f} images/s (240x180, batch 1)."
-               if tp else "Throughput: not measured yet (`--throughput`).")
+    tp_line = (
+        f"Throughput (same model, measured alone): training {tp['train_img_s']:.1f} images/s "
+        f"(batch 8, 160x224 crops), inference {tp['infer_img_s']:.1f} images/s (240x180, batch 1)."
+        if tp
+        else "Throughput: not measured yet (`--throughput`)."
+    )
     cls = ""
     m = load_json(out / "all" / "metrics.json")
     if m:
-        cls = "Per-class IoU, all labels: " + ", ".join(
-            f"{c} {fmt(v)}" for c, v in m["per_class_iou"].items()) + ".\n"
+        cls = "Per-class IoU, all labels: " + ", ".join(f"{c} {fmt(v)}" for c, v in m["per_class_iou"].items()) + ".\n"
     body = (
         "## Supervised baselines, CamVid (test split, 233 images, 11 classes, void ignored)\n\n"
         + header(f"python benchmarks/supervised_camvid.py{' --steps ' + str(args.steps) if args.steps else ''}")
@@ -75,7 +90,11 @@ def write_table(out: Path, args) -> None:
         "160x224 crops, scale 0.5-1.5, sqrt median-frequency class weights, 800 steps, CPU. "
         "Split files from seed 0 (`RUN_DIR/splits/labeled.txt`), reused by every later method. "
         "mIoU = mean over classes present (prediction or ground truth) of one dataset-level confusion matrix.\n\n"
-        + "\n".join(rows) + "\n\n" + cls + tp_line + "\n"
+        + "\n".join(rows)
+        + "\n\n"
+        + cls
+        + tp_line
+        + "\n"
         "Wall-clock includes validation every 200 steps and the final test evaluation of last and best "
         "checkpoints; runs shared the 2 cores with other work, so wall-clock is an upper bound.\n"
     )

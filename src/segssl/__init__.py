@@ -1,2 +1,3 @@
 """segssl: label-efficient semantic segmentation."""
+
 __version__ = "0.1.0"

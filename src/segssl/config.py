@@ -92,8 +92,12 @@ def parse_override(item: str) -> tuple[list[str], Any]:
 
 
 def apply_override(cfg: dict, keys: list[str], value: Any) -> None:
-    if len(keys) == 1 and isinstance(cfg.get(keys[0]), dict) and not isinstance(value, dict) \
-            and keys[0] != "method_args":
+    if (
+        len(keys) == 1
+        and isinstance(cfg.get(keys[0]), dict)
+        and not isinstance(value, dict)
+        and keys[0] != "method_args"
+    ):
         raise SegsslError(f"--set {keys[0]}=...: '{keys[0]}' is a section; set one of its keys")
     node = cfg
     for i, k in enumerate(keys[:-1]):
@@ -117,8 +121,9 @@ def check_known(cfg: dict, defaults: dict, where: str, prefix: str = "") -> None
             check_known(v, defaults[k], where, f"{prefix}{k}.")
 
 
-def load_config(path: str | Path | None = None, overrides: list[str] | None = None,
-                defaults: dict | None = None) -> dict:
+def load_config(
+    path: str | Path | None = None, overrides: list[str] | None = None, defaults: dict | None = None
+) -> dict:
     base = copy.deepcopy(defaults or DEFAULTS)
     if path is not None:
         p = Path(path)

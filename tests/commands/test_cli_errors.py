@@ -80,8 +80,20 @@ def test_evaluate_errors(tmp_path, capsys):
 
 def test_predict_errors(tmp_path, capsys):
     (tmp_path / "g.ckpt").write_bytes(b"garbage")
-    assert main(["predict", "--checkpoint", str(tmp_path / "g.ckpt"), "--images", str(tmp_path),
-                 "--out", str(tmp_path / "o")]) == 2
+    assert (
+        main(
+            [
+                "predict",
+                "--checkpoint",
+                str(tmp_path / "g.ckpt"),
+                "--images",
+                str(tmp_path),
+                "--out",
+                str(tmp_path / "o"),
+            ]
+        )
+        == 2
+    )
     _one_line_error(capsys, "g.ckpt: not a loadable checkpoint")
     assert not (tmp_path / "o").exists()
 

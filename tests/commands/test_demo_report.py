@@ -40,8 +40,10 @@ def test_demo_runs_every_stage_and_reports_their_numbers(demo_dir):
     semi = yaml.safe_load((demo_dir / "unimatch_1of8" / "config.yaml").read_text())
     assert semi["model"]["init"].endswith("supervised_1of8/checkpoints/last.ckpt")
     # same seed and fraction: the 1/8 runs share one labeled split (2 of the 16 generated train images)
-    labeled = [(demo_dir / n / "splits" / "labeled.txt").read_text()
-               for n in ("supervised_1of8", "pixpro_finetune_1of8", "unimatch_1of8")]
+    labeled = [
+        (demo_dir / n / "splits" / "labeled.txt").read_text()
+        for n in ("supervised_1of8", "pixpro_finetune_1of8", "unimatch_1of8")
+    ]
     assert labeled[0] == labeled[1] == labeled[2] and len(labeled[0].split()) == 2
     for f in ("pictures.png", "per_class_iou.png", "label_efficiency.png", "confusion_supervised_all.png"):
         assert (demo_dir / "report" / f).stat().st_size > 1000

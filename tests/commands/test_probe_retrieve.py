@@ -34,8 +34,20 @@ def read_metrics(run_dir) -> dict:
 
 def test_probe_linear(tmp_path, checkpoint):
     out = tmp_path / "lin"
-    rc = main(["probe", "--config", "configs/probe/linear.yaml", "--checkpoint", checkpoint,
-               "--protocol", "linear", "--out", str(out), *sets(*QUICK, "probe.steps=15")])
+    rc = main(
+        [
+            "probe",
+            "--config",
+            "configs/probe/linear.yaml",
+            "--checkpoint",
+            checkpoint,
+            "--protocol",
+            "linear",
+            "--out",
+            str(out),
+            *sets(*QUICK, "probe.steps=15"),
+        ]
+    )
     assert rc == 0
     m = read_metrics(out)
     assert m["protocol"] == "linear" and m["checkpoint"] == checkpoint and m["labeled_images"] == 16
@@ -44,8 +56,20 @@ def test_probe_linear(tmp_path, checkpoint):
 
 def test_probe_knn_with_labeled_fraction(tmp_path, checkpoint):
     out = tmp_path / "knn"
-    rc = main(["probe", "--config", "configs/probe/knn.yaml", "--checkpoint", checkpoint, "--labeled", "1/4",
-               "--out", str(out), *sets(*QUICK, "probe.pixels_per_image=50", "probe.k=5")])
+    rc = main(
+        [
+            "probe",
+            "--config",
+            "configs/probe/knn.yaml",
+            "--checkpoint",
+            checkpoint,
+            "--labeled",
+            "1/4",
+            "--out",
+            str(out),
+            *sets(*QUICK, "probe.pixels_per_image=50", "probe.k=5"),
+        ]
+    )
     assert rc == 0
     m = read_metrics(out)
     assert m["protocol"] == "knn" and m["labeled_images"] == 4 and m["bank_size"] == 4 * 50
@@ -55,8 +79,20 @@ def test_probe_knn_with_labeled_fraction(tmp_path, checkpoint):
 def test_probe_random_region_bank(tmp_path):
     out = tmp_path / "rand"
     model = ("model.encoder_depth=3", "model.decoder_channels=[32, 16, 16]")
-    rc = main(["probe", "--checkpoint", "random", "--protocol", "knn", "--data", "generated:16",
-               "--out", str(out), *sets(*QUICK, *model, "probe.bank=region")])
+    rc = main(
+        [
+            "probe",
+            "--checkpoint",
+            "random",
+            "--protocol",
+            "knn",
+            "--data",
+            "generated:16",
+            "--out",
+            str(out),
+            *sets(*QUICK, *model, "probe.bank=region"),
+        ]
+    )
     assert rc == 0
     m = read_metrics(out)
     assert m["checkpoint"] == "random" and 16 <= m["bank_size"] <= 16 * 6  # one entry per (image, class)
@@ -64,8 +100,7 @@ def test_probe_random_region_bank(tmp_path):
 
 def test_probe_errors(tmp_path, checkpoint, capsys):
     assert main(["probe", "--checkpoint", str(tmp_path / "missing.ckpt"), "--out", str(tmp_path / "x")]) == 2
-    assert main(["probe", "--checkpoint", checkpoint, "--out", str(tmp_path / "x"),
-                 *sets("probe.protocol=svm")]) == 2
+    assert main(["probe", "--checkpoint", checkpoint, "--out", str(tmp_path / "x"), *sets("probe.protocol=svm")]) == 2
     assert main(["probe", "--checkpoint", checkpoint, *sets("probe.stepz=3")]) == 2
     err = capsys.readouterr().err
     assert "missing.ckpt" in err and "svm" in err and "stepz" in err
@@ -73,8 +108,22 @@ def test_probe_errors(tmp_path, checkpoint, capsys):
 
 def test_retrieve_random_and_explicit_queries(tmp_path, checkpoint):
     png = tmp_path / "pics" / "r.png"
-    rc = main(["retrieve", "--checkpoint", checkpoint, "--queries", "2", "--top-k", "3",
-               "--pixels-per-image", "200", "--out", str(png), *sets("train.progress=false")])
+    rc = main(
+        [
+            "retrieve",
+            "--checkpoint",
+            checkpoint,
+            "--queries",
+            "2",
+            "--top-k",
+            "3",
+            "--pixels-per-image",
+            "200",
+            "--out",
+            str(png),
+            *sets("train.progress=false"),
+        ]
+    )
     assert rc == 0
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     listing = json.loads(png.with_suffix(".json").read_text())
@@ -87,8 +136,23 @@ def test_retrieve_random_and_explicit_queries(tmp_path, checkpoint):
 
     stem = load_source("generated:16").samples("train")[0].stem
     png2 = tmp_path / "r2.png"
-    rc = main(["retrieve", "--checkpoint", checkpoint, "--query", f"{stem}:10,20", "--include-self",
-               "--pixels-per-image", "0", "--top-k", "2", "--out", str(png2), *sets("train.progress=false")])
+    rc = main(
+        [
+            "retrieve",
+            "--checkpoint",
+            checkpoint,
+            "--query",
+            f"{stem}:10,20",
+            "--include-self",
+            "--pixels-per-image",
+            "0",
+            "--top-k",
+            "2",
+            "--out",
+            str(png2),
+            *sets("train.progress=false"),
+        ]
+    )
     assert rc == 0
     q = json.loads(png2.with_suffix(".json").read_text())["queries"][0]
     assert q["query"] == {"stem": stem, "x": 10, "y": 20}

@@ -20,8 +20,16 @@ from segssl.models.segmodel import build_model
 
 # validate and test on the 16 train images: the same code path as val/test, several times cheaper
 FAST = {"data.val_split": "train", "data.test_split": "train"}
-METRIC_KEYS = {"split", "checkpoint", "miou", "pixel_acc", "per_class_iou", "num_images", "classes",
-               "ignore_index"}
+METRIC_KEYS = {
+    "split",
+    "checkpoint",
+    "miou",
+    "pixel_acc",
+    "per_class_iou",
+    "num_images",
+    "classes",
+    "ignore_index",
+}
 
 
 def _sets(**extra) -> list[str]:
@@ -89,8 +97,22 @@ def test_evaluate_checkpoint_reproduces_metrics(run, tmp_path):
     for name, fname in (("last", "metrics.json"), ("best", "metrics_best.json")):
         out = tmp_path / name
         ckpt = run / "checkpoints" / f"{name}.ckpt"
-        assert main(["evaluate", "--checkpoint", str(ckpt), "--split", "train", "--device", "cpu",
-                     "--out", str(out)]) == 0
+        assert (
+            main(
+                [
+                    "evaluate",
+                    "--checkpoint",
+                    str(ckpt),
+                    "--split",
+                    "train",
+                    "--device",
+                    "cpu",
+                    "--out",
+                    str(out),
+                ]
+            )
+            == 0
+        )
         got = json.loads((out / "metrics.json").read_text())
         want = json.loads((run / fname).read_text())
         assert got["miou"] == want["miou"] and got["per_class_iou"] == want["per_class_iou"]
@@ -104,8 +126,22 @@ def test_predict_writes_index_masks_and_overlays(run, tmp_path):
     for s in src.samples("test"):
         Image.fromarray(src.read_image(s)).save(imgs / f"{s.stem}.png")
     out = tmp_path / "pred"
-    assert main(["predict", "--checkpoint", str(run / "checkpoints" / "last.ckpt"), "--images", str(imgs),
-                 "--out", str(out), "--device", "cpu"]) == 0
+    assert (
+        main(
+            [
+                "predict",
+                "--checkpoint",
+                str(run / "checkpoints" / "last.ckpt"),
+                "--images",
+                str(imgs),
+                "--out",
+                str(out),
+                "--device",
+                "cpu",
+            ]
+        )
+        == 0
+    )
     entry = read_checkpoint(run / "checkpoints" / "last.ckpt")
     model = build_model({**entry["config"]["model"], "encoder_weights": None}, 6).eval()
     model.load_state_dict(entry["model_state"])
@@ -126,8 +162,21 @@ def test_predict_writes_index_masks_and_overlays(run, tmp_path):
 def test_resume_continues_to_a_larger_max_steps(run, tmp_path):
     copy = tmp_path / "run"
     shutil.copytree(run, copy)
-    assert main(["train", "--config", str(copy / "config.yaml"), "--resume", "--out", str(copy),
-                 "--set", "train.max_steps=6"]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "--config",
+                str(copy / "config.yaml"),
+                "--resume",
+                "--out",
+                str(copy),
+                "--set",
+                "train.max_steps=6",
+            ]
+        )
+        == 0
+    )
     entry = read_checkpoint(copy / "checkpoints" / "last.ckpt")
     assert entry["global_step"] == 6 and entry["config"]["train"]["max_steps"] == 6
     assert json.loads((copy / "metrics.json").read_text())["global_step"] == 6

@@ -8,14 +8,17 @@ import torch
 
 from segssl.data.boxes import batch_boxes_map, box_prior_map, boxes_from_mask, boxes_map_from_mask
 
-MASK = np.array([
-    [0, 1, 1, 0, 0, 0],
-    [0, 1, 0, 0, 2, 2],
-    [0, 0, 1, 0, 2, 2],  # (2, 2) touches (1, 1) diagonally: same component with 8-connectivity
-    [0, 0, 0, 0, 0, 0],
-    [1, 0, 0, 255, 255, 0],
-    [1, 0, 0, 0, 0, 0],
-], dtype=np.uint8)
+MASK = np.array(
+    [
+        [0, 1, 1, 0, 0, 0],
+        [0, 1, 0, 0, 2, 2],
+        [0, 0, 1, 0, 2, 2],  # (2, 2) touches (1, 1) diagonally: same component with 8-connectivity
+        [0, 0, 0, 0, 0, 0],
+        [1, 0, 0, 255, 255, 0],
+        [1, 0, 0, 0, 0, 0],
+    ],
+    dtype=np.uint8,
+)
 
 
 def test_boxes_from_mask_per_component():

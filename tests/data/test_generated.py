@@ -98,9 +98,7 @@ def test_write_generated_round_trip(tmp_path: Path) -> None:
     root = write_generated(tmp_path / "gen", src)
     meta = json.loads((root / "classes.json").read_text())
     assert meta["classes"] == list(CLASSES) and meta["ignore_index"] == 255
-    assert sorted(p.name for p in (root / "train" / "images").iterdir()) == [
-        f"gen_train_{i:05d}.png" for i in range(3)
-    ]
+    assert sorted(p.name for p in (root / "train" / "images").iterdir()) == [f"gen_train_{i:05d}.png" for i in range(3)]
     assert not (root / "test").exists()
     with Image.open(root / "train" / "labels" / "gen_train_00000.png") as im:
         assert im.mode in ("P", "L")

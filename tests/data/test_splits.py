@@ -22,8 +22,10 @@ def test_different_seed_gives_different_files():
     assert split_labeled(STEMS, "1/8", seed=0)[0] != split_labeled(STEMS, "1/8", seed=1)[0]
 
 
-@pytest.mark.parametrize(("spec", "n"), [("1/8", 8), ("0.125", 8), (0.125, 8), ("5", 5), (5, 5), ("1/3", 21),
-                                         ("1.0", 64), ("64", 64)])
+@pytest.mark.parametrize(
+    ("spec", "n"),
+    [("1/8", 8), ("0.125", 8), (0.125, 8), ("5", 5), (5, 5), ("1/3", 21), ("1.0", 64), ("64", 64)],
+)
 def test_spec_forms(spec, n):
     assert parse_fraction(spec, 64) == n
     assert len(split_labeled(STEMS, spec, seed=0)[0]) == n

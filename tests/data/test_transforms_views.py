@@ -31,8 +31,7 @@ def test_train_transform_keeps_mask_values_and_crop_size(seed):
 def test_padding_uses_ignore_index_and_black_image():
     torch.manual_seed(0)
     # scale 0.5 of a 16x16 base: the 16x16 image becomes 8x8 inside a 32x32 crop
-    tf = train_transform((32, 32), ignore_index=IGN, base_size=(16, 16), scale=(0.5, 0.5), hflip=False,
-                         color_jitter=0)
+    tf = train_transform((32, 32), ignore_index=IGN, base_size=(16, 16), scale=(0.5, 0.5), hflip=False, color_jitter=0)
     img = np.full((16, 16, 3), 200, np.uint8)
     lab = np.ones((16, 16), np.uint8)
     x, m = tf(*to_tv(img, lab))
@@ -51,8 +50,7 @@ def test_scale_is_relative_to_non_square_base_size():
 
 
 def test_normalize_uses_imagenet_statistics():
-    tf = train_transform((4, 4), ignore_index=IGN, base_size=(4, 4), scale=(1, 1), hflip=False,
-                         color_jitter=0)
+    tf = train_transform((4, 4), ignore_index=IGN, base_size=(4, 4), scale=(1, 1), hflip=False, color_jitter=0)
     x, _ = tf(*to_tv(np.full((4, 4, 3), 255, np.uint8), np.zeros((4, 4), np.uint8)))
     expected = [(1 - m) / s for m, s in zip(IMAGENET_MEAN, IMAGENET_STD, strict=True)]
     assert torch.allclose(x[:, 0, 0], torch.tensor(expected), atol=1e-5)

@@ -13,8 +13,11 @@ from segssl.data.registry import load_source
 from segssl.data.validate import ensure_valid, validate_source
 from segssl.errors import DataError
 
-CLASSES = {"classes": ["bg", "fg", "edge"], "palette": [[0, 0, 0], [255, 0, 0], [0, 255, 0]],
-           "ignore_index": 255}
+CLASSES = {
+    "classes": ["bg", "fg", "edge"],
+    "palette": [[0, 0, 0], [255, 0, 0], [0, 255, 0]],
+    "ignore_index": 255,
+}
 
 
 def make_dataset(root, n=3, size=(12, 10)):

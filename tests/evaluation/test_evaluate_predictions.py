@@ -49,12 +49,22 @@ def test_predictions_match_independent_miou(dataset, tmp_path, capsys):
     assert any((g == 255).any() for g in gts)  # the generated data has void pixels: ignore is exercised
     rng = np.random.default_rng(0)
     # random predictions biased toward the truth, so IoUs are neither all 0 nor all 100
-    preds = [np.where(rng.random(g.shape) < 0.5, np.where(g == 255, 0, g), rng.integers(0, 6, g.shape))
-             for g in gts]
+    preds = [np.where(rng.random(g.shape) < 0.5, np.where(g == 255, 0, g), rng.integers(0, 6, g.shape)) for g in gts]
     _write_preds(tmp_path / "pred", stems, preds)
     out = tmp_path / "eval"
-    rc = main(["evaluate", "--predictions", str(tmp_path / "pred"), "--data", str(dataset), "--split", "test",
-               "--out", str(out)])
+    rc = main(
+        [
+            "evaluate",
+            "--predictions",
+            str(tmp_path / "pred"),
+            "--data",
+            str(dataset),
+            "--split",
+            "test",
+            "--out",
+            str(out),
+        ]
+    )
     assert rc == 0
     m = json.loads((out / "metrics.json").read_text())
     miou, per_class, acc = numpy_miou(preds, gts, 6, 255)
@@ -63,7 +73,8 @@ def test_predictions_match_independent_miou(dataset, tmp_path, capsys):
     assert m["pixel_acc"] == round(acc, 4)
     names = m["classes"]
     assert {n: m["per_class_iou"][n] for n in names} == {
-        n: (None if per_class[i] is None else round(per_class[i], 4)) for i, n in enumerate(names)}
+        n: (None if per_class[i] is None else round(per_class[i], 4)) for i, n in enumerate(names)
+    }
     assert m["num_images"] == 4 and m["split"] == "test" and m["ignore_index"] == 255
     valid = sum(int((g != 255).sum()) for g in gts)
     assert int(np.sum(m["confusion_matrix"])) == valid
@@ -73,8 +84,20 @@ def test_perfect_predictions_score_100(dataset, tmp_path):
     stems = sorted(p.stem for p in (dataset / "test" / "labels").iterdir())
     gts = [read_index(dataset / "test" / "labels" / f"{s}.png") for s in stems]
     _write_preds(tmp_path / "pred", stems, [np.where(g == 255, 3, g) for g in gts])  # anything under void
-    assert main(["evaluate", "--predictions", str(tmp_path / "pred"), "--data", str(dataset),
-                 "--out", str(tmp_path / "e")]) == 0
+    assert (
+        main(
+            [
+                "evaluate",
+                "--predictions",
+                str(tmp_path / "pred"),
+                "--data",
+                str(dataset),
+                "--out",
+                str(tmp_path / "e"),
+            ]
+        )
+        == 0
+    )
     m = json.loads((tmp_path / "e" / "metrics.json").read_text())
     assert m["miou"] == 100.0 and m["pixel_acc"] == 100.0
 
@@ -83,8 +106,15 @@ def test_missing_or_bad_prediction_is_a_one_line_error(dataset, tmp_path, capsys
     stems = sorted(p.stem for p in (dataset / "test" / "labels").iterdir())
     gts = [read_index(dataset / "test" / "labels" / f"{s}.png") for s in stems]
     _write_preds(tmp_path / "pred", stems[1:], [np.zeros_like(g) for g in gts[1:]])
-    args = ["evaluate", "--predictions", str(tmp_path / "pred"), "--data", str(dataset),
-            "--out", str(tmp_path / "e")]
+    args = [
+        "evaluate",
+        "--predictions",
+        str(tmp_path / "pred"),
+        "--data",
+        str(dataset),
+        "--out",
+        str(tmp_path / "e"),
+    ]
     assert main(args) == 2
     err = capsys.readouterr().err
     assert f"{stems[0]}.png" in err and "missing prediction" in err and len(err.strip().splitlines()) == 1

@@ -58,8 +58,7 @@ def test_dataset_level_differs_from_per_image_average():
     assert res["miou"] == pytest.approx(77.5)
     assert res["pixel_acc"] == pytest.approx(87.5)
     # per image: 100 (only a, perfect) and (0 + 3/4) / 2 = 37.5 -> mean 68.75, a different number
-    per_image = [scores(confusion_matrix(p, g, 2, IGN), ["a", "b"])["miou"]
-                 for p, g in zip(preds, gts, strict=True)]
+    per_image = [scores(confusion_matrix(p, g, 2, IGN), ["a", "b"])["miou"] for p, g in zip(preds, gts, strict=True)]
     assert per_image == [100.0, 37.5]
     assert sum(per_image) / 2 == pytest.approx(68.75)
 

@@ -87,8 +87,7 @@ def test_linear_probe_separable_toy_reaches_100():
     g = torch.Generator().manual_seed(0)
     batches = [toy_batch(4, g) for _ in range(5)]
     torch.manual_seed(0)
-    head = train_linear_probe(ChannelsAsFeatures(), batches, num_classes=2, ignore_index=255, steps=300,
-                              lr=0.05)
+    head = train_linear_probe(ChannelsAsFeatures(), batches, num_classes=2, ignore_index=255, steps=300, lr=0.05)
     assert not any(p.requires_grad for p in head.parameters())
     seg = LinearProbeSegmenter(ChannelsAsFeatures(), head)
     test = toy_batch(8, g)

@@ -58,8 +58,10 @@ def test_dense_info_nce_batches_are_independent():
     q_feat, k_feat = torch.randn(2, 4, 5, generator=g), torch.randn(2, 4, 5, generator=g)
     queue = torch.randn(6, 3, generator=g)
     both = dense_info_nce(q_grid, k_grid, q_feat, k_feat, queue, 0.2)
-    parts = [dense_info_nce(q_grid[i:i + 1], k_grid[i:i + 1], q_feat[i:i + 1], k_feat[i:i + 1], queue, 0.2)
-             for i in range(2)]
+    parts = [
+        dense_info_nce(q_grid[i : i + 1], k_grid[i : i + 1], q_feat[i : i + 1], k_feat[i : i + 1], queue, 0.2)
+        for i in range(2)
+    ]
     assert float(both) == pytest.approx(float(sum(parts) / 2), rel=1e-6)
 
 

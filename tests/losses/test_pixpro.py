@@ -110,8 +110,9 @@ def test_sampled_pairs_are_within_threshold_and_inside_the_overlap(size1, size2)
     b = 6
     box1, box2 = _random_boxes(b, gen), _random_boxes(b, gen)
     thr = 0.7
-    pairs = sample_positive_pairs(box1, box2, size1, size2, num_anchors=20, pairs_per_image=50,
-                                  threshold=thr, generator=gen)
+    pairs = sample_positive_pairs(
+        box1, box2, size1, size2, num_anchors=20, pairs_per_image=50, threshold=thr, generator=gen
+    )
     assert pairs.idx1.shape == pairs.idx2.shape == pairs.weight.shape == (b, 50)
     for k in range(b):
         if pairs.found[k] == 0:
@@ -139,14 +140,19 @@ def test_sampled_pairs_find_every_positive_of_their_anchors():
     gen = torch.Generator().manual_seed(5)
     box1, box2 = _random_boxes(4, gen), _random_boxes(4, gen)
     size1, size2 = (10, 14), (15, 11)
-    pairs = sample_positive_pairs(box1, box2, size1, size2, num_anchors=30, pairs_per_image=8,
-                                  threshold=0.7, generator=gen)
+    pairs = sample_positive_pairs(
+        box1, box2, size1, size2, num_anchors=30, pairs_per_image=8, threshold=0.7, generator=gen
+    )
     full = positive_mask(box1, box2, size1, size2, 0.7)  # (B, N1, N2)
     inter = box_intersection(box1, box2)
     c2 = pixel_coords(box2, *size2).flatten(1, 2)
     for k in range(4):
-        in2 = ((c2[k, :, 0] >= inter[k, 0]) & (c2[k, :, 0] <= inter[k, 2])
-               & (c2[k, :, 1] >= inter[k, 1]) & (c2[k, :, 1] <= inter[k, 3]))
+        in2 = (
+            (c2[k, :, 0] >= inter[k, 0])
+            & (c2[k, :, 0] <= inter[k, 2])
+            & (c2[k, :, 1] >= inter[k, 1])
+            & (c2[k, :, 1] <= inter[k, 3])
+        )
         anchors = pairs.anchors[k][pairs.anchor_valid[k]]
         assert int(pairs.found[k]) == int((full[k][anchors] & in2).sum())
 
@@ -154,15 +160,29 @@ def test_sampled_pairs_find_every_positive_of_their_anchors():
 def test_sampling_with_replacement_and_empty_images():
     box1 = torch.tensor([[0.0, 0.0, 0.5, 0.5], [0.0, 0.0, 0.5, 0.5]])
     box2 = torch.tensor([[0.0, 0.0, 0.5, 0.5], [0.6, 0.6, 1.0, 1.0]])  # image 1: no overlap at all
-    pairs = sample_positive_pairs(box1, box2, (4, 4), (4, 4), num_anchors=3, pairs_per_image=10,
-                                  generator=torch.Generator().manual_seed(0))
+    pairs = sample_positive_pairs(
+        box1,
+        box2,
+        (4, 4),
+        (4, 4),
+        num_anchors=3,
+        pairs_per_image=10,
+        generator=torch.Generator().manual_seed(0),
+    )
     # identical views, threshold 0.7: each anchor's only positive is itself -> 3 pairs, resampled to 10
     assert pairs.found.tolist() == [3, 0]
     assert torch.equal(pairs.idx1[0], pairs.idx2[0])
     assert set(pairs.idx1[0].tolist()) == set(pairs.anchors[0].tolist())
     assert pairs.weight[0].eq(1).all() and pairs.weight[1].eq(0).all()
-    again = sample_positive_pairs(box1, box2, (4, 4), (4, 4), num_anchors=3, pairs_per_image=10,
-                                  generator=torch.Generator().manual_seed(0))
+    again = sample_positive_pairs(
+        box1,
+        box2,
+        (4, 4),
+        (4, 4),
+        num_anchors=3,
+        pairs_per_image=10,
+        generator=torch.Generator().manual_seed(0),
+    )
     assert torch.equal(again.idx1, pairs.idx1) and torch.equal(again.idx2, pairs.idx2)
 
 
@@ -251,8 +271,13 @@ def test_pixpro_loss_dense_hand_values():
     # pairs (0, j) for all j: cos(e0, k2_j) = 1, 1, 0 in each direction -> -(2 + 2 + 0) / 3
     assert torch.allclose(pixpro_loss_dense(p1, k2, k2, p1, pos), torch.tensor(-4.0 / 3))
     # a second image without positives does not change the mean
-    two = pixpro_loss_dense(p1.repeat(2, 1, 1), k2.repeat(2, 1, 1), k2.repeat(2, 1, 1), p1.repeat(2, 1, 1),
-                            torch.cat([pos, torch.zeros_like(pos)]))
+    two = pixpro_loss_dense(
+        p1.repeat(2, 1, 1),
+        k2.repeat(2, 1, 1),
+        k2.repeat(2, 1, 1),
+        p1.repeat(2, 1, 1),
+        torch.cat([pos, torch.zeros_like(pos)]),
+    )
     assert torch.allclose(two, torch.tensor(-4.0 / 3))
 
 

@@ -201,8 +201,10 @@ def test_within_image_contrast_symmetric_and_empty():
     idx = torch.tensor([0, 1, 2, 3, 4])
     a, c = f1[0].flatten(1)[:, idx].t(), f2[0].flatten(1)[:, idx].t()
     lab = y.flatten()[idx]
-    want = 0.5 * (_zhao_reference(a.tolist(), c.tolist(), lab.tolist(), 0.5)
-                  + _zhao_reference(c.tolist(), a.tolist(), lab.tolist(), 0.5))
+    want = 0.5 * (
+        _zhao_reference(a.tolist(), c.tolist(), lab.tolist(), 0.5)
+        + _zhao_reference(c.tolist(), a.tolist(), lab.tolist(), 0.5)
+    )
     assert float(got) == pytest.approx(want, rel=1e-5)
     f1.requires_grad_(True)
     empty = within_image_contrast(f1, f2, torch.full((1, 2, 3), 255), 255)
@@ -288,7 +290,7 @@ def test_linear_self_correction_hand_values():
     # alpha 1: q ∝ sqrt(.5 * .9), sqrt(.5 * .1) -> ratio 3 -> (.75, .25)
     assert torch.allclose(linear_self_correction(p, anc, 1.0).flatten(), torch.tensor([0.75, 0.25]))
     # alpha 3: q ∝ .5^(1/4) .9^(3/4), .5^(1/4) .1^(3/4) -> ratio 9^(3/4)
-    r = 9 ** 0.75
+    r = 9**0.75
     want = torch.tensor([r / (r + 1), 1 / (r + 1)])
     assert torch.allclose(linear_self_correction(p, anc, 3.0).flatten(), want)
     assert torch.allclose(linear_self_correction(p, anc, 0.0).flatten(), torch.tensor([0.5, 0.5]))

@@ -28,13 +28,15 @@ def make(method: str, **args):
 
 def views(batch: int = 4, seed: int = 0, size: int = 32) -> dict:
     g = torch.Generator().manual_seed(seed)
-    box1 = torch.tensor([[0.0, 0.0, 0.8, 0.8], [0.1, 0.1, 0.9, 1.0], [0.7, 0.0, 0.1, 0.6],
-                         [0.2, 0.3, 1.0, 1.0]])
-    box2 = torch.tensor([[0.2, 0.1, 1.0, 0.9], [0.9, 0.0, 0.2, 0.7], [0.0, 0.2, 0.7, 0.9],
-                         [0.0, 0.0, 0.6, 0.7]])
-    return {"view1": torch.randn(batch, 3, size, size, generator=g),
-            "view2": torch.randn(batch, 3, size, size, generator=g),
-            "box1": box1[:batch], "box2": box2[:batch], "index": torch.arange(batch)}
+    box1 = torch.tensor([[0.0, 0.0, 0.8, 0.8], [0.1, 0.1, 0.9, 1.0], [0.7, 0.0, 0.1, 0.6], [0.2, 0.3, 1.0, 1.0]])
+    box2 = torch.tensor([[0.2, 0.1, 1.0, 0.9], [0.9, 0.0, 0.2, 0.7], [0.0, 0.2, 0.7, 0.9], [0.0, 0.0, 0.6, 0.7]])
+    return {
+        "view1": torch.randn(batch, 3, size, size, generator=g),
+        "view2": torch.randn(batch, 3, size, size, generator=g),
+        "box1": box1[:batch],
+        "box2": box2[:batch],
+        "index": torch.arange(batch),
+    }
 
 
 DENSECL_ARGS = {"queue_size": 16, "hidden": 64, "dim": 16, "grid": 4}
@@ -86,8 +88,9 @@ def test_densecl_gradients_reach_only_the_query_side():
     assert enc.grad is not None and enc.grad.abs().sum() > 0
     assert m.proj_dense[0].weight.grad.abs().sum() > 0 and m.proj_global[0].weight.grad.abs().sum() > 0
     lam = 0.5
-    assert float(out.loss) == pytest.approx((1 - lam) * float(out.logs["loss_global"])
-                                            + lam * float(out.logs["loss_dense"]), rel=1e-6)
+    assert float(out.loss) == pytest.approx(
+        (1 - lam) * float(out.logs["loss_global"]) + lam * float(out.logs["loss_dense"]), rel=1e-6
+    )
 
 
 def test_densecl_enqueues_normalised_keys_with_wraparound():
@@ -145,11 +148,18 @@ def _gather_worker(rank: int, world: int, init_file: str, out_dir: str) -> None:
         losses = []
         for step in range(2):
             v = views(seed=step)
-            half = {k: t[rank * 2:(rank + 1) * 2] for k, t in v.items()}
+            half = {k: t[rank * 2 : (rank + 1) * 2] for k, t in v.items()}
             with torch.no_grad():
                 losses.append(float(m.ssl_step(half, step).loss))
-        torch.save({"losses": losses, "queue_global": m.queue_global, "queue_dense": m.queue_dense,
-                    "ptr": m.queue_ptr}, Path(out_dir) / f"rank{rank}.pt")
+        torch.save(
+            {
+                "losses": losses,
+                "queue_global": m.queue_global,
+                "queue_dense": m.queue_dense,
+                "ptr": m.queue_ptr,
+            },
+            Path(out_dir) / f"rank{rank}.pt",
+        )
     finally:
         dist.destroy_process_group()
 
@@ -158,8 +168,13 @@ def test_densecl_gathered_queue_matches_single_process(tmp_path):
     # fork (where available) skips re-importing torch/smp in each child: seconds instead of half a minute;
     # safe here because the parent runs single-threaded (conftest), so no OpenMP pool is forked mid-use
     method = "fork" if "fork" in mp.get_all_start_methods() else "spawn"
-    mp.start_processes(_gather_worker, args=(2, str(tmp_path / "init"), str(tmp_path)), nprocs=2, join=True,
-                       start_method=method)
+    mp.start_processes(
+        _gather_worker,
+        args=(2, str(tmp_path / "init"), str(tmp_path)),
+        nprocs=2,
+        join=True,
+        start_method=method,
+    )
     ranks = [torch.load(tmp_path / f"rank{r}.pt", weights_only=True) for r in range(2)]
     torch.manual_seed(0)
     single = make("densecl", **DENSECL_ARGS).eval()
@@ -222,12 +237,15 @@ def test_pass_align_without_shallow_and_bad_levels():
     with pytest.raises(SegsslError, match="deep level"):
         make("pass_align", shallow="[-1]")
     assert make("pass_align", grid=4, hidden=32).shallow_idx == [1]  # auto on a 3-block UNet: [-2]
-    fpn = build_method(load_config(None, ["method=pass_align", "model.arch=fpn", "method_args.hidden=32"]),
-                       GENERATED_INFO)
+    fpn = build_method(
+        load_config(None, ["method=pass_align", "model.arch=fpn", "method_args.hidden=32"]), GENERATED_INFO
+    )
     assert fpn.shallow_idx == [] and len(fpn.shallow_projectors) == 0
     with pytest.raises(SegsslError, match="no decoder block list"):
-        build_method(load_config(None, ["method=pass_align", "model.arch=fpn", "method_args.shallow=[0]"]),
-                     GENERATED_INFO)
+        build_method(
+            load_config(None, ["method=pass_align", "model.arch=fpn", "method_args.shallow=[0]"]),
+            GENERATED_INFO,
+        )
 
 
 def test_pass_align_masks_non_overlapping_views():
@@ -243,10 +261,13 @@ def test_pass_align_masks_non_overlapping_views():
 # ------------------------------------------------------------------------------------- CLI e2e
 
 
-@pytest.mark.parametrize("config, extra", [
-    ("configs/pretrain/densecl.yaml", ["method_args.queue_size=32", "method_args.hidden=64"]),
-    ("configs/pretrain/pass_align.yaml", ["method_args.grid=6", "method_args.hidden=64"]),
-])
+@pytest.mark.parametrize(
+    "config, extra",
+    [
+        ("configs/pretrain/densecl.yaml", ["method_args.queue_size=32", "method_args.hidden=64"]),
+        ("configs/pretrain/pass_align.yaml", ["method_args.grid=6", "method_args.hidden=64"]),
+    ],
+)
 def test_pretrain_cli(tmp_path, config, extra):
     out = tmp_path / "run"
     sets = sum((["--set", o] for o in [*tiny_overrides(), *extra]), [])

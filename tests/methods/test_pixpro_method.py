@@ -119,8 +119,16 @@ def test_pretrain_then_finetune_end_to_end(tmp_path, config):
     extra = {"train.log_every_steps": 1}
     if "allpairs" in config:
         extra["method_args.feature_stride"] = 4  # 32x32 tiny crops -> 8x8 all-pairs map
-    rc = main(["pretrain", "--config", str(CONFIGS / config), "--out", str(tmp_path / "pre"),
-               *sets(tiny_overrides(**extra))])
+    rc = main(
+        [
+            "pretrain",
+            "--config",
+            str(CONFIGS / config),
+            "--out",
+            str(tmp_path / "pre"),
+            *sets(tiny_overrides(**extra)),
+        ]
+    )
     assert rc == 0
     ckpt = tmp_path / "pre" / "checkpoints" / "last.ckpt"
     entry = torch.load(ckpt, map_location="cpu", weights_only=True)["segssl"]
@@ -132,7 +140,15 @@ def test_pretrain_then_finetune_end_to_end(tmp_path, config):
         rows = list(csv.DictReader(f))
     valid = [float(r["train/pairs_valid"]) for r in rows if r.get("train/pairs_valid")]
     assert valid and all(0.0 <= v <= 1.0 for v in valid) and max(valid) > 0
-    rc = main(["train", "--out", str(tmp_path / "ft"), "--labeled", "1/4",
-               *sets(tiny_overrides(**{"model.init": str(ckpt)}))])
+    rc = main(
+        [
+            "train",
+            "--out",
+            str(tmp_path / "ft"),
+            "--labeled",
+            "1/4",
+            *sets(tiny_overrides(**{"model.init": str(ckpt)})),
+        ]
+    )
     assert rc == 0
     assert (tmp_path / "ft" / "metrics.json").is_file()

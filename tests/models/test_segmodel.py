@@ -7,8 +7,13 @@ import torchvision
 from segssl.errors import SegsslError
 from segssl.models.segmodel import SegModel, build_model
 
-CASES = [("unet", 3, [32, 16, 16]), ("unet++", 3, [16, 16, 16]), ("fpn", 5, [32]), ("deeplabv3+", 5, [24]),
-         ("unet", 5, [32, 16, 16, 16, 8])]
+CASES = [
+    ("unet", 3, [32, 16, 16]),
+    ("unet++", 3, [16, 16, 16]),
+    ("fpn", 5, [32]),
+    ("deeplabv3+", 5, [24]),
+    ("unet", 5, [32, 16, 16, 16, 8]),
+]
 
 
 @pytest.mark.parametrize(("arch", "depth", "dec"), CASES, ids=[f"{a}-d{d}" for a, d, _ in CASES])
@@ -46,8 +51,16 @@ def test_unknown_architecture_and_encoder():
 
 
 def _tiny(weights=None) -> SegModel:
-    return build_model({"arch": "unet", "encoder": "resnet18", "encoder_depth": 3,
-                        "decoder_channels": [16, 16, 16], "encoder_weights": weights}, 4)
+    return build_model(
+        {
+            "arch": "unet",
+            "encoder": "resnet18",
+            "encoder_depth": 3,
+            "decoder_channels": [16, 16, 16],
+            "encoder_weights": weights,
+        },
+        4,
+    )
 
 
 # smp 0.6's ResNetEncoder.load_state_dict returns None, so reading `.missing_keys` from it crashes
@@ -69,8 +82,7 @@ def test_encoder_weights_from_a_local_file(tmp_path):
 def test_torchvision_resnet_weights_load(tmp_path):
     tv = torchvision.models.resnet18(weights=None)
     torch.save(tv.state_dict(), tmp_path / "tv.pt")  # has fc.* that the encoder lacks: ignored
-    m = SegModel(4, encoder_depth=5, decoder_channels=[16, 16, 16, 16, 16],
-                 encoder_weights=str(tmp_path / "tv.pt"))
+    m = SegModel(4, encoder_depth=5, decoder_channels=[16, 16, 16, 16, 16], encoder_weights=str(tmp_path / "tv.pt"))
     assert torch.equal(m.encoder.layer4[1].conv2.weight, tv.layer4[1].conv2.weight)
 
 

@@ -81,8 +81,13 @@ def test_plots_write_pngs(tmp_path):
     assert arr.shape[0] > 200 and arr.shape[1] > 200
     with pytest.raises(ValueError):
         confusion_matrix_plot([[1, 2], [3, 4]], CLASSES, tmp_path / "bad.png")
-    _png(per_class_iou_plot({"a": {"sky": 80.0, "road": 40.0, "car": None},
-                             "b": {"sky": 70.0, "road": 55.5, "car": 10.0}}, CLASSES, tmp_path / "pc.png"))
+    _png(
+        per_class_iou_plot(
+            {"a": {"sky": 80.0, "road": 40.0, "car": None}, "b": {"sky": 70.0, "road": 55.5, "car": 10.0}},
+            CLASSES,
+            tmp_path / "pc.png",
+        )
+    )
     sup = ((1 / 8, 30.0), (1 / 4, 40.0), (1, 60))
     points = [{"method": "supervised", "fraction": f, "miou": m} for f, m in sup]
     points += [{"method": "unimatch", "fraction": 1 / 8, "miou": m} for m in (38.0, 42.0)]  # two seeds
@@ -99,8 +104,18 @@ def test_picture_grid_draws_palette_colours(tmp_path):
     images = [rng.integers(0, 255, (24, 32, 3), dtype=np.uint8) for _ in range(2)]
     labels = [np.full((24, 32), 1, dtype=np.uint8), np.full((24, 32), 255, dtype=np.uint8)]
     preds = {"run a": [np.full((24, 32), 2, dtype=np.uint8)] * 2}
-    arr = _png(picture_grid(tmp_path / "grid.png", images, labels, preds, ["bg", "grass", "brick"], pal, 255,
-                            titles=["x0", "x1"]))
+    arr = _png(
+        picture_grid(
+            tmp_path / "grid.png",
+            images,
+            labels,
+            preds,
+            ["bg", "grass", "brick"],
+            pal,
+            255,
+            titles=["x0", "x1"],
+        )
+    )
     flat = arr.reshape(-1, 3)
     for colour in ((60, 180, 75), (200, 70, 50)):
         assert (flat == colour).all(1).sum() > 500  # nearest-neighbour panels keep exact palette colours
@@ -112,14 +127,27 @@ def _fake_run(root, name, *, miou=None, labeled=None, method="supervised", init=
     """A run directory as `segssl train` leaves it, without training: config, metrics, split files."""
     d = root / name
     d.mkdir(parents=True)
-    cfg = {**DEFAULTS, "method": method, "data": {**DEFAULTS["data"], "path": "generated:16"},
-           "model": {**DEFAULTS["model"], "init": init}}
+    cfg = {
+        **DEFAULTS,
+        "method": method,
+        "data": {**DEFAULTS["data"], "path": "generated:16"},
+        "model": {**DEFAULTS["model"], "init": init},
+    }
     (d / "config.yaml").write_text(yaml.safe_dump(cfg))
     if miou is not None:
         ious = {"sky": miou + 10, "road": miou - 10, "car": None}
-        m = {"split": "test", "checkpoint": "last", "miou": miou, "pixel_acc": 90.125, "per_class_iou": ious,
-             "num_images": 4, "classes": CLASSES, "ignore_index": 255,
-             "confusion_matrix": [[90, 10, 0], [20, 80, 0], [0, 0, 0]], "train_time_s": 75.0}
+        m = {
+            "split": "test",
+            "checkpoint": "last",
+            "miou": miou,
+            "pixel_acc": 90.125,
+            "per_class_iou": ious,
+            "num_images": 4,
+            "classes": CLASSES,
+            "ignore_index": 255,
+            "confusion_matrix": [[90, 10, 0], [20, 80, 0], [0, 0, 0]],
+            "train_time_s": 75.0,
+        }
         (d / "metrics.json").write_text(json.dumps(m))
         (d / "metrics_best.json").write_text(json.dumps({**m, "checkpoint": "best", "miou": miou + 1.0}))
     if labeled is not None:
@@ -133,8 +161,7 @@ def test_report_from_run_folders(tmp_path):
     a = _fake_run(tmp_path, "sup_all", miou=61.2345)
     b = _fake_run(tmp_path, "sup_quarter", miou=40.5, labeled=2)
     p = _fake_run(tmp_path, "pixpro", method="pixpro")
-    c = _fake_run(tmp_path, "ft_quarter", miou=44.25, labeled=2,
-                  init=str(p / "checkpoints" / "last.ckpt"))
+    c = _fake_run(tmp_path, "ft_quarter", miou=44.25, labeled=2, init=str(p / "checkpoints" / "last.ckpt"))
     page = write_report([a, b, p, c], tmp_path / "rep", num_images=0)
     text = page.read_text()
     assert "61.23" in text and 'title="61.2345"' in text and "40.50" in text and "44.25" in text
@@ -150,7 +177,9 @@ def test_report_from_run_folders(tmp_path):
     assert len(rows) == 5 and rows[2].startswith("sup_quarter,supervised,,0.25,2,")
     runs = [load_run(x) for x in (b, c)]
     assert [(q["method"], q["fraction"], q["miou"]) for q in label_efficiency_points(runs)] == [
-        ("supervised", 0.25, 40.5), ("supervised (init: pixpro)", 0.25, 44.25)]
+        ("supervised", 0.25, 40.5),
+        ("supervised (init: pixpro)", 0.25, 44.25),
+    ]
 
 
 def test_render_report_without_metrics_lists_run(tmp_path):

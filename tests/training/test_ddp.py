@@ -9,8 +9,8 @@ import subprocess
 import sys
 
 import torch
-from conftest import tiny_overrides
 
+from conftest import tiny_overrides
 from segssl.config import load_config
 from segssl.data.registry import load_source
 from segssl.evaluation.evaluate import evaluate_model
@@ -19,8 +19,16 @@ from segssl.models.segmodel import build_model
 
 
 def test_ddp_two_processes_reduce_validation_metrics(tmp_path):
-    over = tiny_overrides(**{"train.devices": 2, "train.strategy": "ddp", "train.accelerator": "cpu",
-                             "train.max_steps": 3, "train.val_every_steps": 3, "data.labeled": "1/2"})
+    over = tiny_overrides(
+        **{
+            "train.devices": 2,
+            "train.strategy": "ddp",
+            "train.accelerator": "cpu",
+            "train.max_steps": 3,
+            "train.val_every_steps": 3,
+            "data.labeled": "1/2",
+        }
+    )
     cmd = [sys.executable, "-m", "segssl.cli", "train", "--out", str(tmp_path / "run")]
     for o in over:
         cmd += ["--set", o]
@@ -38,8 +46,7 @@ def test_ddp_two_processes_reduce_validation_metrics(tmp_path):
     model = build_model(cfg["model"], source.info.num_classes)
     model.load_state_dict(entry["model_state"])
     single = evaluate_model(model, source, "val", cfg["eval"])
-    expected_pixels = sum(int((source.read_label(s) != source.info.ignore_index).sum())
-                          for s in source.samples("val"))
+    expected_pixels = sum(int((source.read_label(s) != source.info.ignore_index).sum()) for s in source.samples("val"))
     assert ddp_val["num_pixels"] == expected_pixels  # both halves of the val split, each counted once
     assert torch.tensor(single["confusion_matrix"]).sum().item() == expected_pixels
     assert abs(ddp_val["miou"] - single["miou"]) < 1e-6

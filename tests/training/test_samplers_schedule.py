@@ -96,8 +96,7 @@ def test_no_labeled_pixels_gives_unit_weights():
 
 def test_class_frequencies_skip_ignore():
     labels = [np.array([[0, 0, 1], [255, 2, 2]], np.uint8), np.array([[2, 2, 255]], np.uint8)]
-    samples = [Sample(f"s{i}", lambda: np.zeros((1, 1, 3), np.uint8), lambda a=a: a)
-               for i, a in enumerate(labels)]
+    samples = [Sample(f"s{i}", lambda: np.zeros((1, 1, 3), np.uint8), lambda a=a: a) for i, a in enumerate(labels)]
     src = DataSource("mem", ClassInfo(("a", "b", "c"), ((0, 0, 0),) * 3, 255), {"train": samples})
     counts = class_frequencies(DecodedCache(src), "train", samples, 3, 255)
     assert counts.tolist() == [2, 1, 4]

@@ -15,7 +15,6 @@ def run(args: argparse.Namespace) -> int:
     from segssl.commands.common import console
     from segssl.data.registry import load_source
     from segssl.data.validate import validate_source
-
     from segssl.errors import DataError
 
     try:
@@ -31,6 +30,8 @@ def run(args: argparse.Namespace) -> int:
             print(p)
         return 1
     sizes = ", ".join(f"{s} {len(src.splits.get(s, []))}" for s in splits)
-    console.print(f"{args.path}: OK — {src.info.num_classes} classes, {sizes} images"
-                  f"{' (labeled: ' + ', '.join(labeled) + ')' if labeled else ' (unlabeled)'}")
+    console.print(
+        f"{args.path}: OK — {src.info.num_classes} classes, {sizes} images"
+        f"{' (labeled: ' + ', '.join(labeled) + ')' if labeled else ' (unlabeled)'}"
+    )
     return 0

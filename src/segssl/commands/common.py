@@ -12,14 +12,22 @@ console = Console(stderr=False, highlight=False)
 
 def add_config_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", type=Path, help="YAML config file (see configs/)")
-    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a config value, e.g. --set train.max_steps=100 (repeatable)")
+    p.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a config value, e.g. --set train.max_steps=100 (repeatable)",
+    )
 
 
 def add_training_flags(p: argparse.ArgumentParser, labeled: bool = True) -> None:
     add_config_flags(p)
-    p.add_argument("--data", help="dataset: PATH | voc:PATH | cityscapes:PATH | ade20k:PATH | camvid:PATH | "
-                   "imagenet-s:PATH | generated[:N]")
+    p.add_argument(
+        "--data",
+        help="dataset: PATH | voc:PATH | cityscapes:PATH | ade20k:PATH | camvid:PATH | imagenet-s:PATH | generated[:N]",
+    )
     if labeled:
         p.add_argument("--labeled", help="labeled part of train: 1/8 | 0.125 | N | FILE (split file)")
     p.add_argument("--out", type=Path, help="run directory (default runs/<method>)")

@@ -76,28 +76,62 @@ def plan_stages(fast: bool) -> list[Stage]:
     sup = [f"train.max_steps={SUPERVISED_STEPS}"]
     stages = [
         Stage("supervised_all", "supervised, all labels", ["method=supervised", "data.labeled=all", *sup]),
-        Stage("supervised_1of8", "supervised, 1/8 of the labels",
-              ["method=supervised", "data.labeled=1/8", *sup]),
+        Stage(
+            "supervised_1of8",
+            "supervised, 1/8 of the labels",
+            ["method=supervised", "data.labeled=1/8", *sup],
+        ),
     ]
     if "pixpro" in METHODS:
-        stages.append(Stage(
-            "pixpro_pretrain", "PixPro pretraining on all train images (labels unread)",
-            ["method=pixpro", "data.labeled=none", f"train.max_steps={PRETRAIN_STEPS}", "data.crop=[64, 64]",
-             "train.lr=1e-3", "train.weight_decay=1e-5", "train.schedule=cosine", "train.warmup_steps=10"],
-            extra={"views": dict(PIXPRO_VIEWS)}, pretrain=True))
-        stages.append(Stage("pixpro_finetune_1of8", "fine-tune the PixPro encoder with 1/8 of the labels",
-                            ["method=supervised", "data.labeled=1/8", *sup], init_from="pixpro_pretrain"))
+        stages.append(
+            Stage(
+                "pixpro_pretrain",
+                "PixPro pretraining on all train images (labels unread)",
+                [
+                    "method=pixpro",
+                    "data.labeled=none",
+                    f"train.max_steps={PRETRAIN_STEPS}",
+                    "data.crop=[64, 64]",
+                    "train.lr=1e-3",
+                    "train.weight_decay=1e-5",
+                    "train.schedule=cosine",
+                    "train.warmup_steps=10",
+                ],
+                extra={"views": dict(PIXPRO_VIEWS)},
+                pretrain=True,
+            )
+        )
+        stages.append(
+            Stage(
+                "pixpro_finetune_1of8",
+                "fine-tune the PixPro encoder with 1/8 of the labels",
+                ["method=supervised", "data.labeled=1/8", *sup],
+                init_from="pixpro_pretrain",
+            )
+        )
     semi = next((m for m in ("unimatch", "fixmatch") if m in METHODS), None)
     if semi:
         # started from the supervised 1/8 run (self-training on top of it): within the demo's minutes,
         # a semi-supervised run from scratch would get a quarter of the supervised steps
-        stages.append(Stage(f"{semi}_1of8", f"{semi}, 1/8 labels + the rest unlabeled, from supervised_1of8",
-                            [f"method={semi}", "data.labeled=1/8", f"train.max_steps={SEMI_STEPS}",
-                             "train.lr=1e-3", "train.val_every_steps=30"], init_from="supervised_1of8"))
+        stages.append(
+            Stage(
+                f"{semi}_1of8",
+                f"{semi}, 1/8 labels + the rest unlabeled, from supervised_1of8",
+                [
+                    f"method={semi}",
+                    "data.labeled=1/8",
+                    f"train.max_steps={SEMI_STEPS}",
+                    "train.lr=1e-3",
+                    "train.val_every_steps=30",
+                ],
+                init_from="supervised_1of8",
+            )
+        )
     if fast:
         for s in stages:
-            s.overrides = [o for o in s.overrides if not o.startswith(("train.max_steps=", "data.crop=",
-                                                                        "train.val_every_steps="))]
+            s.overrides = [
+                o for o in s.overrides if not o.startswith(("train.max_steps=", "data.crop=", "train.val_every_steps="))
+            ]
     return stages
 
 
@@ -130,8 +164,10 @@ def stage_state(stage: Stage, cfg: dict, run_dir: Path) -> str:
                 d.get("train", {}).pop(k, None)
         if saved != mine:
             key = _first_diff(saved, mine)
-            raise SegsslError(f"{run_dir}: holds a run made with another config ({key}: --fast vs. default, "
-                              "or another segssl version?); use another --out or delete it")
+            raise SegsslError(
+                f"{run_dir}: holds a run made with another config ({key}: --fast vs. default, "
+                "or another segssl version?); use another --out or delete it"
+            )
     if (run_dir / "metrics.json").is_file():
         return "done"
     if last.is_file():
@@ -183,19 +219,25 @@ def run(args: argparse.Namespace) -> int:
         configs[s.name] = cfg
     states = {s.name: stage_state(s, configs[s.name], out / s.name) for s in stages}
 
-    plan = Table(title=f"segssl demo{' (--fast)' if args.fast else ''}: generated dataset → {out}",
-                 title_justify="left")
+    plan = Table(
+        title=f"segssl demo{' (--fast)' if args.fast else ''}: generated dataset → {out}",
+        title_justify="left",
+    )
     for col in ("#", "run", "what", "steps", "status"):
         plan.add_column(col, justify="right" if col in ("#", "steps") else "left")
-    status_txt = {"done": "[green]done, skipped[/green]", "resume": "[yellow]resume[/yellow]",
-                  "new": "to run"}
+    status_txt = {
+        "done": "[green]done, skipped[/green]",
+        "resume": "[yellow]resume[/yellow]",
+        "new": "to run",
+    }
     for i, s in enumerate(stages, 1):
-        plan.add_row(str(i), s.name, s.title, str(configs[s.name]["train"]["max_steps"]),
-                     status_txt[states[s.name]])
+        plan.add_row(str(i), s.name, s.title, str(configs[s.name]["train"]["max_steps"]), status_txt[states[s.name]])
     console.print(plan)
     if not args.fast:
-        console.print("[dim]Budgeted for under 10 minutes on 2 CPU cores (much less on a GPU). "
-                      "Interrupt any time: running the demo again resumes.[/dim]")
+        console.print(
+            "[dim]Budgeted for under 10 minutes on 2 CPU cores (much less on a GPU). "
+            "Interrupt any time: running the demo again resumes.[/dim]"
+        )
 
     t_all = time.time()
     for i, s in enumerate(stages, 1):
@@ -207,24 +249,34 @@ def run(args: argparse.Namespace) -> int:
         metrics = run_training(configs[s.name], run_dir, resume=states[s.name] == "resume")
         took = _fmt_s(time.time() - t0)
         if metrics:
-            console.print(f"{s.name}: test mIoU {metrics['miou']:.2f} (pixel acc {metrics['pixel_acc']:.2f}) "
-                          f"in {took}")
+            console.print(f"{s.name}: test mIoU {metrics['miou']:.2f} (pixel acc {metrics['pixel_acc']:.2f}) in {took}")
         else:
             console.print(f"{s.name}: pretrained in {took}")
 
     console.rule("[bold]report[/bold]")
     run_dirs = [out / s.name for s in stages]
-    page = write_report(run_dirs, out / "report", num_images=6, title="segssl demo report",
-                        device={"auto": None, "cuda": "cuda", "cpu": "cpu"}[args.device],
-                        log=lambda m: console.print(f"[dim]{m}[/dim]"))
+    page = write_report(
+        run_dirs,
+        out / "report",
+        num_images=6,
+        title="segssl demo report",
+        device={"auto": None, "cuda": "cuda", "cpu": "cpu"}[args.device],
+        log=lambda m: console.print(f"[dim]{m}[/dim]"),
+    )
     table = Table(title="Results (generated dataset, test split, last checkpoint)", title_justify="left")
     table.add_column("run", no_wrap=True)
     for col in ("labeled", "mIoU", "best-val", "pix acc", "time"):
         table.add_column(col, justify="right", no_wrap=True)
     for r in collect_runs(run_dirs):
         m, mb = r.metrics or {}, r.metrics_best or {}
-        table.add_row(r.name, fmt_labeled(r), fmt_pct(m.get("miou")), fmt_pct(mb.get("miou")),
-                      fmt_pct(m.get("pixel_acc")), fmt_time(r.train_time_s, r.train_time_exact))
+        table.add_row(
+            r.name,
+            fmt_labeled(r),
+            fmt_pct(m.get("miou")),
+            fmt_pct(mb.get("miou")),
+            fmt_pct(m.get("pixel_acc")),
+            fmt_time(r.train_time_s, r.train_time_exact),
+        )
     console.print(table)
     console.print(f"demo finished in {_fmt_s(time.time() - t_all)}; report: [bold]{page}[/bold]")
     return 0

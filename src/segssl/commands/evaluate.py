@@ -38,12 +38,16 @@ def run(args: argparse.Namespace) -> int:
         entry = read_checkpoint(args.checkpoint)
         cfg = entry["config"]
         if entry.get("kind") != "segmenter":
-            raise SegsslError(f"{args.checkpoint}: a pretrained backbone, not a segmenter "
-                              "(use `segssl probe` or fine-tune it with `segssl train`)")
+            raise SegsslError(
+                f"{args.checkpoint}: a pretrained backbone, not a segmenter "
+                "(use `segssl probe` or fine-tune it with `segssl train`)"
+            )
         src = load_source(args.data or cfg["data"]["path"])
         if len(src.info.classes) != len(entry.get("classes", src.info.classes)):
-            raise SegsslError(f"{args.checkpoint}: trained for {len(entry['classes'])} classes, "
-                              f"the dataset has {src.info.num_classes}")
+            raise SegsslError(
+                f"{args.checkpoint}: trained for {len(entry['classes'])} classes, "
+                f"the dataset has {src.info.num_classes}"
+            )
         model = build_model({**cfg["model"], "encoder_weights": None, "init": None}, src.info.num_classes)
         model.load_state_dict(entry["model_state"])
         ev = dict(cfg.get("eval", {}))

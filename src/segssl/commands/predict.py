@@ -16,7 +16,7 @@ def add_parser(sub) -> None:
     p.add_argument("--device", choices=["cpu", "cuda"], default=None)
 
 
-def colorize(mask, palette) -> "np.ndarray":  # noqa: F821
+def colorize(mask, palette) -> np.ndarray:  # noqa: F821
     import numpy as np
 
     lut = np.zeros((256, 3), dtype=np.uint8)

@@ -26,6 +26,7 @@ def run(args: argparse.Namespace) -> int:
         raise SegsslError(f"method={cfg['method']}: not a pretraining method (use `segssl train` for it)")
     run_dir = run_dir_for(args, cfg)
     run_training(cfg, run_dir, resume=args.resume)
-    console.print(f"pretrained checkpoint: {run_dir / 'checkpoints' / 'last.ckpt'} "
-                  f"(fine-tune with --set model.init=...)")
+    console.print(
+        f"pretrained checkpoint: {run_dir / 'checkpoints' / 'last.ckpt'} (fine-tune with --set model.init=...)"
+    )
     return 0

@@ -41,8 +41,7 @@ def add_parser(sub) -> None:
     from segssl.commands.common import add_config_flags
 
     add_config_flags(p)
-    p.add_argument("--checkpoint", required=True,
-                   help="segssl checkpoint (pretrained or trained), or 'random'")
+    p.add_argument("--checkpoint", required=True, help="segssl checkpoint (pretrained or trained), or 'random'")
     p.add_argument("--protocol", choices=["linear", "knn"], help="probe protocol (default: probe.protocol)")
     add_data_flags(p)
     p.add_argument("--labeled", help="labeled train images used: 1/8 | 0.125 | N | FILE (default all)")
@@ -52,8 +51,7 @@ def add_parser(sub) -> None:
 def add_data_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data", help="dataset (default: the one the checkpoint was trained on)")
     p.add_argument("--seed", type=int)
-    p.add_argument("--device", choices=["cpu", "cuda", "auto"],
-                   help="where to run (default: cuda if present)")
+    p.add_argument("--device", choices=["cpu", "cuda", "auto"], help="where to run (default: cuda if present)")
 
 
 def setup(args: argparse.Namespace, defaults: dict):
@@ -137,28 +135,64 @@ def run(args: argparse.Namespace) -> int:
     torch.manual_seed(int(cfg["seed"]))
 
     if protocol == "linear":
-        tf = train_transform(d["crop"], ignore_index=info.ignore_index, base_size=d.get("base_size"),
-                             scale=d["scale"], color_jitter=float(d.get("color_jitter", 0.2)))
+        tf = train_transform(
+            d["crop"],
+            ignore_index=info.ignore_index,
+            base_size=d.get("base_size"),
+            scale=d["scale"],
+            color_jitter=float(d.get("color_jitter", 0.2)),
+        )
         ds = SegmentationDataset(source, "train", samples, tf)
         bs, steps = int(d["batch_size"]), int(pc["steps"])
         gen = torch.Generator().manual_seed(int(cfg["seed"]))
         sampler = RandomSampler(ds, num_samples=steps * bs, generator=gen)
-        loader = DataLoader(ds, batch_size=bs, sampler=sampler, drop_last=True,
-                            num_workers=int(d.get("num_workers", 0)))
-        head = train_linear_probe(backbone, iter(loader), info.num_classes, info.ignore_index, steps=steps,
-                                  lr=float(pc["lr"]), device=device, log_every=100 if progress else 0,
-                                  log=console.print)
+        loader = DataLoader(
+            ds, batch_size=bs, sampler=sampler, drop_last=True, num_workers=int(d.get("num_workers", 0))
+        )
+        head = train_linear_probe(
+            backbone,
+            iter(loader),
+            info.num_classes,
+            info.ignore_index,
+            steps=steps,
+            lr=float(pc["lr"]),
+            device=device,
+            log_every=100 if progress else 0,
+            log=console.print,
+        )
         segmenter = LinearProbeSegmenter(backbone, head)
     else:
-        bank, bank_labels = build_bank(backbone, source, "train", samples, bank=pc["bank"],
-                                       pixels_per_image=int(pc["pixels_per_image"]),
-                                       max_bank=int(pc["max_bank"]), seed=int(cfg["seed"]), device=device,
-                                       progress=progress)
-        segmenter = KNNSegmenter(backbone, bank, bank_labels, info.num_classes, k=int(pc["k"]),
-                                 temperature=float(pc["temperature"]), q_chunk=int(pc["q_chunk"]),
-                                 b_chunk=int(pc["b_chunk"]))
-    metrics = evaluate_model(segmenter, source, test_split, cfg["eval"], device=device,
-                             checkpoint=str(args.checkpoint), progress=progress)
+        bank, bank_labels = build_bank(
+            backbone,
+            source,
+            "train",
+            samples,
+            bank=pc["bank"],
+            pixels_per_image=int(pc["pixels_per_image"]),
+            max_bank=int(pc["max_bank"]),
+            seed=int(cfg["seed"]),
+            device=device,
+            progress=progress,
+        )
+        segmenter = KNNSegmenter(
+            backbone,
+            bank,
+            bank_labels,
+            info.num_classes,
+            k=int(pc["k"]),
+            temperature=float(pc["temperature"]),
+            q_chunk=int(pc["q_chunk"]),
+            b_chunk=int(pc["b_chunk"]),
+        )
+    metrics = evaluate_model(
+        segmenter,
+        source,
+        test_split,
+        cfg["eval"],
+        device=device,
+        checkpoint=str(args.checkpoint),
+        progress=progress,
+    )
     metrics["protocol"] = protocol
     metrics["labeled_images"] = len(samples)
     metrics["probe"] = {k: v for k, v in pc.items() if k != "protocol"}

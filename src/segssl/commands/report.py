@@ -20,7 +20,14 @@ def run(args: argparse.Namespace) -> int:
     from segssl.commands.common import console
     from segssl.reporting.report import write_report
 
-    page = write_report(args.runs, args.out, data=args.data, num_images=args.num_images, device=args.device,
-                        title=args.title, log=lambda s: console.print(f"[dim]{s}[/dim]"))
+    page = write_report(
+        args.runs,
+        args.out,
+        data=args.data,
+        num_images=args.num_images,
+        device=args.device,
+        title=args.title,
+        log=lambda s: console.print(f"[dim]{s}[/dim]"),
+    )
     console.print(f"report: {page}")
     return 0

@@ -20,21 +20,32 @@ def add_parser(sub) -> None:
     from segssl.commands.probe import add_data_flags
 
     add_config_flags(p)
-    p.add_argument("--checkpoint", required=True,
-                   help="segssl checkpoint (pretrained or trained), or 'random'")
+    p.add_argument("--checkpoint", required=True, help="segssl checkpoint (pretrained or trained), or 'random'")
     add_data_flags(p)
     p.add_argument("--split", default="train", help="split to query and search (default train)")
     p.add_argument("--queries", type=int, help="number of random query pixels (seeded; default 4)")
-    p.add_argument("--query", action="append", default=[], metavar="STEM:X,Y",
-                   help="a query pixel: image stem and column,row (repeatable)")
+    p.add_argument(
+        "--query",
+        action="append",
+        default=[],
+        metavar="STEM:X,Y",
+        help="a query pixel: image stem and column,row (repeatable)",
+    )
     p.add_argument("--top-k", type=int, default=5, help="retrieved images per query (default 5)")
-    p.add_argument("--pixels-per-image", type=int, default=1000,
-                   help="random pixels per image kept in the search bank; 0 = all (default 1000)")
-    p.add_argument("--max-images", type=int, default=500,
-                   help="search at most this many images of the split (seeded subset; default 500)")
+    p.add_argument(
+        "--pixels-per-image",
+        type=int,
+        default=1000,
+        help="random pixels per image kept in the search bank; 0 = all (default 1000)",
+    )
+    p.add_argument(
+        "--max-images",
+        type=int,
+        default=500,
+        help="search at most this many images of the split (seeded subset; default 500)",
+    )
     p.add_argument("--include-self", action="store_true", help="also search the query's own image")
-    p.add_argument("--out", type=Path, default=Path("retrieval.png"),
-                   help="output PNG (default retrieval.png)")
+    p.add_argument("--out", type=Path, default=Path("retrieval.png"), help="output PNG (default retrieval.png)")
 
 
 def parse_query(text: str) -> tuple[str, int, int]:
@@ -98,8 +109,15 @@ def run(args: argparse.Namespace) -> int:
         bank_samples = [s for s in samples if s.stem in chosen]
     if len(bank_samples) < 2 and not args.include_self:
         raise SegsslError(f"split {args.split}: retrieval needs at least 2 images (or --include-self)")
-    bank = build_pixel_bank(backbone, source, bank_samples, pixels_per_image=int(args.pixels_per_image),
-                            seed=int(cfg["seed"]), device=device, progress=progress_fn(cfg))
+    bank = build_pixel_bank(
+        backbone,
+        source,
+        bank_samples,
+        pixels_per_image=int(args.pixels_per_image),
+        seed=int(cfg["seed"]),
+        device=device,
+        progress=progress_fn(cfg),
+    )
     position = {s.stem: i for i, s in enumerate(bank_samples)}
 
     qfeats = []
@@ -113,11 +131,15 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     draw_retrieval(out, source, queries, results)
-    listing = [{"query": {"stem": s.stem, "x": x, "y": y},
-                "matches": [{"stem": m.stem, "x": mx, "y": my, "cosine": round(sim, 6)}
-                            for m, mx, my, sim in row]}
-               for (s, x, y), row in zip(queries, results, strict=True)]
-    out.with_suffix(".json").write_text(json.dumps({"checkpoint": str(args.checkpoint), "split": args.split,
-                                                    "queries": listing}, indent=1))
+    listing = [
+        {
+            "query": {"stem": s.stem, "x": x, "y": y},
+            "matches": [{"stem": m.stem, "x": mx, "y": my, "cosine": round(sim, 6)} for m, mx, my, sim in row],
+        }
+        for (s, x, y), row in zip(queries, results, strict=True)
+    ]
+    out.with_suffix(".json").write_text(
+        json.dumps({"checkpoint": str(args.checkpoint), "split": args.split, "queries": listing}, indent=1)
+    )
     console.print(f"retrieval picture: {out} ({len(queries)} queries, top {args.top_k})")
     return 0

@@ -20,8 +20,9 @@ from scipy import ndimage
 Box = tuple[int, int, int, int, int]  # (class, x0, y0, x1, y1); x1, y1 exclusive (slice ends)
 
 
-def boxes_from_mask(mask: np.ndarray | torch.Tensor, ignore_index: int, background: int | None = 0,
-                    min_area: int = 1) -> list[Box]:
+def boxes_from_mask(
+    mask: np.ndarray | torch.Tensor, ignore_index: int, background: int | None = 0, min_area: int = 1
+) -> list[Box]:
     """One box per connected component (8-connectivity) of every non-background class in `mask`.
 
     `background` is not boxed (as in VOC, where boxes mark objects); None boxes every class
@@ -49,8 +50,9 @@ def boxes_from_mask(mask: np.ndarray | torch.Tensor, ignore_index: int, backgrou
     return out
 
 
-def box_prior_map(boxes: list[Box], num_classes: int, height: int, width: int,
-                  background: int | None = 0) -> torch.Tensor:
+def box_prior_map(
+    boxes: list[Box], num_classes: int, height: int, width: int, background: int | None = 0
+) -> torch.Tensor:
     """(K, H, W) float map: 1 inside boxes of class k; the background channel is 1 outside all boxes.
 
     With `background=None` no channel is reserved: pixels outside every box are all-zero.
@@ -59,7 +61,7 @@ def box_prior_map(boxes: list[Box], num_classes: int, height: int, width: int,
     for c, x0, y0, x1, y1 in boxes:
         if not 0 <= c < num_classes:
             raise ValueError(f"box class {c} is outside [0, {num_classes})")
-        prior[c, max(y0, 0):max(y1, 0), max(x0, 0):max(x1, 0)] = 1.0
+        prior[c, max(y0, 0) : max(y1, 0), max(x0, 0) : max(x1, 0)] = 1.0
     if background is not None:
         others = [k for k in range(num_classes) if k != background]
         covered = prior[others].amax(0) if others else torch.zeros(height, width)
@@ -67,16 +69,22 @@ def box_prior_map(boxes: list[Box], num_classes: int, height: int, width: int,
     return prior
 
 
-def boxes_map_from_mask(mask: np.ndarray | torch.Tensor, num_classes: int, ignore_index: int,
-                        background: int | None = 0, min_area: int = 1) -> torch.Tensor:
+def boxes_map_from_mask(
+    mask: np.ndarray | torch.Tensor,
+    num_classes: int,
+    ignore_index: int,
+    background: int | None = 0,
+    min_area: int = 1,
+) -> torch.Tensor:
     """Mask (H, W) -> box-prior map (K, H, W): what a box annotation of this mask would give."""
     h, w = (int(s) for s in mask.shape[-2:])
     boxes = boxes_from_mask(mask, ignore_index, background, min_area)
     return box_prior_map(boxes, num_classes, h, w, background)
 
 
-def batch_boxes_map(labels: torch.Tensor, num_classes: int, ignore_index: int, background: int | None = 0,
-                    min_area: int = 1) -> torch.Tensor:
+def batch_boxes_map(
+    labels: torch.Tensor, num_classes: int, ignore_index: int, background: int | None = 0, min_area: int = 1
+) -> torch.Tensor:
     """(B, H, W) label batch -> (B, K, H, W) box-prior maps on the labels' device."""
     maps = [boxes_map_from_mask(lab, num_classes, ignore_index, background, min_area) for lab in labels]
     return torch.stack(maps).to(labels.device)

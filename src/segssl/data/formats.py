@@ -281,9 +281,7 @@ def load_camvid(path: Path) -> DataSource:
         if not img_dir.is_dir():
             continue
         lab_dir = ann_dir if ann_dir.is_dir() else None
-        samples = [
-            Sample(p.stem, p, lab_dir / f"{p.stem}.png" if lab_dir else None) for p in list_images(img_dir)
-        ]
+        samples = [Sample(p.stem, p, lab_dir / f"{p.stem}.png" if lab_dir else None) for p in list_images(img_dir)]
         if samples:
             splits[split] = samples
     if not splits:

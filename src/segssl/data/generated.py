@@ -93,9 +93,7 @@ def _cached(seed: int, split_id: int, index: int, h: int, w: int) -> tuple[np.nd
     return render_scene(seed, split_id, index, (h, w))
 
 
-def render_scene(
-    seed: int, split_id: int, index: int, size: tuple[int, int]
-) -> tuple[np.ndarray, np.ndarray]:
+def render_scene(seed: int, split_id: int, index: int, size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
     """One scene: (RGB uint8 HxWx3, label uint8 HxW) from its own random stream."""
     rng = np.random.default_rng([seed, split_id, index])
     h, w = size
@@ -136,9 +134,7 @@ def render_scene(
 
 def _hsv(h: float, s: float, v: float) -> np.ndarray:
     """Instance colours are drawn in HSV so hue, saturation and value jitter independently."""
-    return (
-        np.array(colorsys.hsv_to_rgb(h % 1.0, min(max(s, 0.0), 1.0), min(max(v, 0.0), 1.0)), np.float32) * 255
-    )
+    return np.array(colorsys.hsv_to_rgb(h % 1.0, min(max(s, 0.0), 1.0), min(max(v, 0.0), 1.0)), np.float32) * 255
 
 
 def _any_colour(rng: np.random.Generator) -> np.ndarray:
@@ -146,9 +142,7 @@ def _any_colour(rng: np.random.Generator) -> np.ndarray:
     return _hsv(rng.random(), rng.uniform(0.15, 0.9), rng.uniform(0.25, 0.95))
 
 
-def _box(
-    cy: float, cx: float, ry: float, rx: float, h: int, w: int
-) -> tuple[Box, np.ndarray, np.ndarray] | None:
+def _box(cy: float, cx: float, ry: float, rx: float, h: int, w: int) -> tuple[Box, np.ndarray, np.ndarray] | None:
     """Clip an object's bounding box to the image; pixel coordinates relative to its centre."""
     y0, y1 = max(int(np.floor(cy - ry)) - 1, 0), min(int(np.ceil(cy + ry)) + 2, h)
     x0, x1 = max(int(np.floor(cx - rx)) - 1, 0), min(int(np.ceil(cx + rx)) + 2, w)
@@ -321,9 +315,7 @@ def _spots(rng: np.random.Generator, img: np.ndarray, lab: np.ndarray, h: int, w
     _paint(img, lab, box, alpha, colour, SPOTS)
 
 
-def _disc(
-    rng: np.random.Generator, img: np.ndarray, lab: np.ndarray, h: int, w: int, s: float, light: float
-) -> None:
+def _disc(rng: np.random.Generator, img: np.ndarray, lab: np.ndarray, h: int, w: int, s: float, light: float) -> None:
     """A round blob with radial shading toward the scene's light; its blended rim is void."""
     r = rng.uniform(4.5, 14) * s
     ry = r * rng.uniform(0.75, 1.0)

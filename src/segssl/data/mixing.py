@@ -105,8 +105,9 @@ def cutmix_boxes(
     return mask
 
 
-def class_mix_masks(pred: torch.Tensor, ignore_index: int | None = None,
-                    generator: torch.Generator | None = None) -> torch.Tensor:
+def class_mix_masks(
+    pred: torch.Tensor, ignore_index: int | None = None, generator: torch.Generator | None = None
+) -> torch.Tensor:
     """ClassMix (Olsson et al. WACV 2021, Alg. 1): per image, the pixels of half of its predicted classes.
 
     For an argmax map with C distinct classes, floor(C / 2) of them are drawn without

@@ -47,8 +47,7 @@ def train_transform(
     base = (int(base_size[0]), int(base_size[1])) if base_size else (h, w)
     ops: list[v2.Transform] = [
         # ScaleJitter's target_size is (w, h), unlike the rest of torchvision
-        v2.ScaleJitter(target_size=(base[1], base[0]), scale_range=(float(scale[0]), float(scale[1])),
-                       antialias=True),
+        v2.ScaleJitter(target_size=(base[1], base[0]), scale_range=(float(scale[0]), float(scale[1])), antialias=True),
         v2.RandomCrop((h, w), pad_if_needed=True, fill={tv_tensors.Image: 0, tv_tensors.Mask: ignore_index}),
     ]
     if hflip:

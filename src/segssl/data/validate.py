@@ -72,7 +72,9 @@ def _orphan_labels(src: DataSource, split: str) -> list[Problem]:
     if not lab_dir.is_dir():
         return []
     stems = {s.stem for s in src.splits.get(split, [])}
-    return [Problem(str(p), "label has no matching image") for p in sorted(lab_dir.glob("*.png")) if p.stem not in stems]
+    return [
+        Problem(str(p), "label has no matching image") for p in sorted(lab_dir.glob("*.png")) if p.stem not in stems
+    ]
 
 
 def validate_source(

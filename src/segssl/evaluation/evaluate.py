@@ -34,8 +34,16 @@ def metrics_dict(cm: torch.Tensor, source: DataSource, split: str, num_images: i
 
 
 @torch.no_grad()
-def evaluate_model(model: nn.Module, source: DataSource, split: str, eval_cfg: dict, *, device: str = "cpu",
-                   checkpoint: str = "last", progress=None) -> dict:
+def evaluate_model(
+    model: nn.Module,
+    source: DataSource,
+    split: str,
+    eval_cfg: dict,
+    *,
+    device: str = "cpu",
+    checkpoint: str = "last",
+    progress=None,
+) -> dict:
     """Dataset-level metrics of `model` on every labeled image of `split` (whole image or sliding window)."""
     samples = source.samples(split)
     if not source.has_labels(split):
@@ -48,8 +56,13 @@ def evaluate_model(model: nn.Module, source: DataSource, split: str, eval_cfg: d
     for i in it:
         item = ds[i]
         x = item["image"][None].to(device)
-        logits = predict_logits(model, x, eval_cfg.get("mode", "whole"), eval_cfg.get("window", (512, 512)),
-                                eval_cfg.get("stride", (341, 341)))
+        logits = predict_logits(
+            model,
+            x,
+            eval_cfg.get("mode", "whole"),
+            eval_cfg.get("window", (512, 512)),
+            eval_cfg.get("stride", (341, 341)),
+        )
         cm += confusion_matrix(logits.argmax(1).cpu(), item["label"][None], k, source.info.ignore_index)
     return metrics_dict(cm, source, split, len(ds), checkpoint)
 
@@ -72,8 +85,12 @@ def evaluate_predictions(pred_dir: Path, source: DataSource, split: str) -> dict
             raise DataError(f"{p}: size {pred.shape[1]}x{pred.shape[0]} differs from label {gt.shape[1]}x{gt.shape[0]}")
         if pred.max(initial=0) >= k:
             raise DataError(f"{p}: predicted values up to {int(pred.max())} outside classes 0..{k - 1}")
-        cm += confusion_matrix(torch.from_numpy(pred.astype(np.int64)), torch.from_numpy(gt.astype(np.int64)), k,
-                               source.info.ignore_index)
+        cm += confusion_matrix(
+            torch.from_numpy(pred.astype(np.int64)),
+            torch.from_numpy(gt.astype(np.int64)),
+            k,
+            source.info.ignore_index,
+        )
     return metrics_dict(cm, source, split, len(samples), f"predictions:{pred_dir}")
 
 

@@ -11,7 +11,10 @@ from torch import nn
 
 @torch.no_grad()
 def predict_logits(
-    model: nn.Module, image: torch.Tensor, mode: str = "whole", window: Sequence[int] = (512, 512),
+    model: nn.Module,
+    image: torch.Tensor,
+    mode: str = "whole",
+    window: Sequence[int] = (512, 512),
     stride: Sequence[int] = (341, 341),
 ) -> torch.Tensor:
     """(B, K, H, W) logits. `slide` averages overlapping windows' softmax (as mmseg's slide mode)."""

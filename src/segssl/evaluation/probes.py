@@ -131,8 +131,14 @@ def knn_topk(
 
 @torch.no_grad()
 def knn_vote(
-    query: torch.Tensor, bank: torch.Tensor, bank_labels: torch.Tensor, num_classes: int, k: int = 20,
-    temperature: float = 0.07, q_chunk: int = 2048, b_chunk: int = 32768,
+    query: torch.Tensor,
+    bank: torch.Tensor,
+    bank_labels: torch.Tensor,
+    num_classes: int,
+    k: int = 20,
+    temperature: float = 0.07,
+    q_chunk: int = 2048,
+    b_chunk: int = 32768,
 ) -> torch.Tensor:
     """DINO's weighted kNN vote: (Q, K) scores sum_{j in top-k, y_j = c} exp(cos(q, b_j) / T), normalised.
 
@@ -148,8 +154,7 @@ def knn_vote(
 
 
 @torch.no_grad()
-def image_features(backbone: nn.Module, image: torch.Tensor,
-                   device: str | torch.device = "cpu") -> torch.Tensor:
+def image_features(backbone: nn.Module, image: torch.Tensor, device: str | torch.device = "cpu") -> torch.Tensor:
     """L2-normalised full-resolution features (C, H, W) of one normalised CHW image."""
     return F.normalize(backbone.features(image[None].to(device)).float(), dim=1)[0]
 
@@ -169,9 +174,7 @@ def pixel_embeddings(
 
 
 @torch.no_grad()
-def region_embeddings(
-    feats: torch.Tensor, label: torch.Tensor, ignore_index: int
-) -> tuple[torch.Tensor, torch.Tensor]:
+def region_embeddings(feats: torch.Tensor, label: torch.Tensor, ignore_index: int) -> tuple[torch.Tensor, torch.Tensor]:
     """PASS's region bank: per class present in the image, the mean of its pixels' normalised features."""
     c = feats.shape[0]
     f = feats.reshape(c, -1).t()
@@ -189,9 +192,17 @@ def region_embeddings(
 
 @torch.no_grad()
 def build_bank(
-    backbone: nn.Module, source: DataSource, split: str, samples: Sequence[Sample], *, bank: str = "pixel",
-    pixels_per_image: int = 1000, max_bank: int = 2_000_000, seed: int = 0,
-    device: str | torch.device = "cpu", progress=None,
+    backbone: nn.Module,
+    source: DataSource,
+    split: str,
+    samples: Sequence[Sample],
+    *,
+    bank: str = "pixel",
+    pixels_per_image: int = 1000,
+    max_bank: int = 2_000_000,
+    seed: int = 0,
+    device: str | torch.device = "cpu",
+    progress=None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Memory bank (N, C) + labels (N,) from whole labeled images (eval transform), bounded to `max_bank`."""
     if bank not in ("pixel", "region"):
@@ -221,8 +232,17 @@ def build_bank(
 class KNNSegmenter(nn.Module):
     """Frozen backbone + memory bank: log of the kNN vote distribution per pixel (argmax = prediction)."""
 
-    def __init__(self, backbone: nn.Module, bank: torch.Tensor, bank_labels: torch.Tensor, num_classes: int,
-                 k: int = 20, temperature: float = 0.07, q_chunk: int = 2048, b_chunk: int = 32768):
+    def __init__(
+        self,
+        backbone: nn.Module,
+        bank: torch.Tensor,
+        bank_labels: torch.Tensor,
+        num_classes: int,
+        k: int = 20,
+        temperature: float = 0.07,
+        q_chunk: int = 2048,
+        b_chunk: int = 32768,
+    ):
         super().__init__()
         self.backbone = backbone
         self.register_buffer("bank", F.normalize(bank.float(), dim=1))
@@ -235,6 +255,14 @@ class KNNSegmenter(nn.Module):
         f = self.backbone.features(x)
         b, c, h, w = f.shape
         q = f.permute(0, 2, 3, 1).reshape(-1, c)
-        probs = knn_vote(q, self.bank, self.bank_labels, self.num_classes, self.k, self.temperature,
-                         self.q_chunk, self.b_chunk)
+        probs = knn_vote(
+            q,
+            self.bank,
+            self.bank_labels,
+            self.num_classes,
+            self.k,
+            self.temperature,
+            self.q_chunk,
+            self.b_chunk,
+        )
         return probs.clamp(min=1e-12).log().view(b, h, w, -1).permute(0, 3, 1, 2)

@@ -40,15 +40,21 @@ def normalized_image(source: DataSource, sample: Sample) -> torch.Tensor:
 
 @torch.no_grad()
 def build_pixel_bank(
-    backbone, source: DataSource, samples: Sequence[Sample], *, pixels_per_image: int = 1000, seed: int = 0,
-    device: str | torch.device = "cpu", progress=None,
+    backbone,
+    source: DataSource,
+    samples: Sequence[Sample],
+    *,
+    pixels_per_image: int = 1000,
+    seed: int = 0,
+    device: str | torch.device = "cpu",
+    progress=None,
 ) -> PixelBank:
     """Bank of `pixels_per_image` random pixels per image (all pixels when <= 0), features L2-normalised."""
     gen = torch.Generator().manual_seed(int(seed))
     feats, image, ys, xs = [], [], [], []
     backbone.eval().to(device)
     it = list(enumerate(samples))
-    for n, s in (it if progress is None else progress(it, "building retrieval bank")):
+    for n, s in it if progress is None else progress(it, "building retrieval bank"):
         f = image_features(backbone, normalized_image(source, s), device)
         c, h, w = f.shape
         pos = torch.arange(h * w)
@@ -63,7 +69,10 @@ def build_pixel_bank(
 
 @torch.no_grad()
 def retrieve(
-    query: torch.Tensor, bank: PixelBank, k: int = 5, exclude_image: Sequence[int | None] | None = None,
+    query: torch.Tensor,
+    bank: PixelBank,
+    k: int = 5,
+    exclude_image: Sequence[int | None] | None = None,
     one_per_image: bool = True,
 ) -> list[list[tuple[int, float]]]:
     """Per query (Q, C): the k best (bank index, cosine), best first, skipping the query's `exclude_image`."""
@@ -95,7 +104,9 @@ def retrieve(
 
 
 def draw_retrieval(
-    path, source: DataSource, queries: Sequence[tuple[Sample, int, int]],
+    path,
+    source: DataSource,
+    queries: Sequence[tuple[Sample, int, int]],
     results: Sequence[Sequence[tuple[Sample, int, int, float]]],
 ) -> None:
     """PNG grid: one row per query — the query image with its pixel marked, then the retrieved images."""

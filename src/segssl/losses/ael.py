@@ -20,8 +20,9 @@ import torch.nn.functional as F
 from scipy import ndimage
 
 
-def category_confidence(prob: torch.Tensor, label: torch.Tensor,
-                        ignore_index: int) -> tuple[torch.Tensor, torch.Tensor]:
+def category_confidence(
+    prob: torch.Tensor, label: torch.Tensor, ignore_index: int
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Per class c: mean of p_c over labeled pixels of class c; and which classes are present."""
     k = prob.shape[1]
     valid = label != ignore_index
@@ -34,8 +35,9 @@ def category_confidence(prob: torch.Tensor, label: torch.Tensor,
     return torch.where(present, sums / counts.clamp_min(1), torch.zeros_like(sums)), present
 
 
-def update_confidence(bank: torch.Tensor, seen: torch.Tensor, conf: torch.Tensor, present: torch.Tensor,
-                      momentum: float = 0.999) -> tuple[torch.Tensor, torch.Tensor]:
+def update_confidence(
+    bank: torch.Tensor, seen: torch.Tensor, conf: torch.Tensor, present: torch.Tensor, momentum: float = 0.999
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Conf_c <- m Conf_c + (1 - m) conf_c for classes present in the batch (AEL confidence bank).
 
     A class seen for the first time is set to its observed value instead of being averaged with
@@ -58,8 +60,9 @@ def equalization_rates(conf: torch.Tensor, beta: float = 1.0) -> torch.Tensor:
     return (u / (u.max() + 1e-12)) ** beta
 
 
-def equalization_mask(pseudo: torch.Tensor, rates: torch.Tensor, ignore_index: int,
-                      generator: torch.Generator | None = None) -> torch.Tensor:
+def equalization_mask(
+    pseudo: torch.Tensor, rates: torch.Tensor, ignore_index: int, generator: torch.Generator | None = None
+) -> torch.Tensor:
     """Keep each pixel whose pseudo-label is c with probability rates[c] (ignored pixels never)."""
     valid = pseudo != ignore_index
     r = rates.to(pseudo.device)[pseudo.clamp(0, rates.numel() - 1)]
@@ -67,8 +70,14 @@ def equalization_mask(pseudo: torch.Tensor, rates: torch.Tensor, ignore_index: i
     return valid & (u < r)
 
 
-def reweighted_ce(logits: torch.Tensor, pseudo: torch.Tensor, confidence: torch.Tensor, gamma: float,
-                  keep: torch.Tensor | None, ignore_index: int) -> torch.Tensor:
+def reweighted_ce(
+    logits: torch.Tensor,
+    pseudo: torch.Tensor,
+    confidence: torch.Tensor,
+    gamma: float,
+    keep: torch.Tensor | None,
+    ignore_index: int,
+) -> torch.Tensor:
     """Dynamic re-weighting: sum_i w_i CE_i / sum_i w_i with w_i = conf_i^gamma on kept pixels.
 
     The normalisation is over kept, non-ignored pixels (the reference also counts ignored ones
@@ -84,8 +93,13 @@ def reweighted_ce(logits: torch.Tensor, pseudo: torch.Tensor, confidence: torch.
     return (w * ce).sum() / w.sum()
 
 
-def copy_paste(image: torch.Tensor, label: torch.Tensor, src_image: torch.Tensor, src_label: torch.Tensor,
-               classes: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def copy_paste(
+    image: torch.Tensor,
+    label: torch.Tensor,
+    src_image: torch.Tensor,
+    src_label: torch.Tensor,
+    classes: torch.Tensor,
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Adaptive Copy-Paste: paste the pixels of `classes` from (src_image, src_label) onto one image.
 
     image (C, H, W), label (H, W); labels of the pasted pixels come from src_label.
@@ -94,8 +108,9 @@ def copy_paste(image: torch.Tensor, label: torch.Tensor, src_image: torch.Tensor
     return torch.where(alpha.unsqueeze(0), src_image, image), torch.where(alpha, src_label, label)
 
 
-def component_box(mask: torch.Tensor, min_area: int = 1,
-                  generator: torch.Generator | None = None) -> tuple[int, int, int, int] | None:
+def component_box(
+    mask: torch.Tensor, min_area: int = 1, generator: torch.Generator | None = None
+) -> tuple[int, int, int, int] | None:
     """Bounding box (y0, x0, y1, x1) of a random connected component of `mask` (H, W) with at least
     `min_area` pixels, or None: the region adaptive CutMix cuts so that the sampled class is in it."""
     comp, n = ndimage.label(mask.cpu().numpy().astype(bool), structure=np.ones((3, 3), dtype=bool))

@@ -7,8 +7,12 @@ import torch
 from segssl.losses.semi import softmax_mse
 
 
-def cct_unsupervised_loss(aux_logits: list[torch.Tensor], target_prob: torch.Tensor,
-                          confidence: float | None = None, valid: torch.Tensor | None = None) -> torch.Tensor:
+def cct_unsupervised_loss(
+    aux_logits: list[torch.Tensor],
+    target_prob: torch.Tensor,
+    confidence: float | None = None,
+    valid: torch.Tensor | None = None,
+) -> torch.Tensor:
     """CCT Eq. 2: L_u = 1/K sum_k d(g_a^k(z~_k), g(z)), d = MSE between softmax(aux logits) and the
     main decoder's detached probabilities averaged over all (B, K, H, W) elements (reference code).
 
@@ -23,4 +27,3 @@ def cct_unsupervised_loss(aux_logits: list[torch.Tensor], target_prob: torch.Ten
         keep = t.amax(1) > confidence
         valid = keep if valid is None else keep & valid
     return sum(softmax_mse(a, t, valid=valid) for a in aux_logits) / len(aux_logits)
-

@@ -39,8 +39,12 @@ def match_by_similarity(q_feat: torch.Tensor, k_feat: torch.Tensor) -> torch.Ten
 
 
 def dense_info_nce(
-    q_grid: torch.Tensor, k_grid: torch.Tensor, q_feat: torch.Tensor, k_feat: torch.Tensor,
-    queue: torch.Tensor, tau: float,
+    q_grid: torch.Tensor,
+    k_grid: torch.Tensor,
+    q_feat: torch.Tensor,
+    k_feat: torch.Tensor,
+    queue: torch.Tensor,
+    tau: float,
 ) -> torch.Tensor:
     """DenseCL Eq. 2: per-location InfoNCE, positive = key vector at the best-matching key location.
 

@@ -53,8 +53,9 @@ def _minmax(x: torch.Tensor) -> torch.Tensor:
     return (x - lo) / (hi - lo + 1e-9)
 
 
-def flaw_target(prob: torch.Tensor, label: torch.Tensor, ignore_index: int, mu: float = 0.5,
-                nu: int = 1) -> torch.Tensor:
+def flaw_target(
+    prob: torch.Tensor, label: torch.Tensor, ignore_index: int, mu: float = 0.5, nu: int = 1
+) -> torch.Tensor:
     """GCT pipeline C: flaw target of a prediction on labeled pixels, (B, 1, H, W) in [0, 1].
 
     diff = mu * sum_k |onehot(y) - p|, blurred (size/8), then nu x (3x3 dilation, blur size/4),
@@ -80,8 +81,9 @@ def process_flawmap(flawmap: torch.Tensor, clip: float = 0.1) -> torch.Tensor:
     return torch.where(flawless, torch.zeros_like(f), _minmax(f))
 
 
-def dynamic_consistency_targets(p1: torch.Tensor, p2: torch.Tensor, f1: torch.Tensor, f2: torch.Tensor,
-                                threshold: float = 0.6) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def dynamic_consistency_targets(
+    p1: torch.Tensor, p2: torch.Tensor, f1: torch.Tensor, f2: torch.Tensor, threshold: float = 0.6
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """GCT L_dc targets: per pixel, the model with the smaller (handled) flaw value is the teacher.
 
     Flaw values above `threshold` count as fully flawed (1). Each model's target is its own
@@ -98,8 +100,9 @@ def dynamic_consistency_targets(p1: torch.Tensor, p2: torch.Tensor, f1: torch.Te
     return t1, t2, (bad1 & bad2).to(p1.dtype)
 
 
-def flaw_correction_loss(flawmap: torch.Tensor, mask: torch.Tensor | None = None,
-                         valid: torch.Tensor | None = None) -> torch.Tensor:
+def flaw_correction_loss(
+    flawmap: torch.Tensor, mask: torch.Tensor | None = None, valid: torch.Tensor | None = None
+) -> torch.Tensor:
     """GCT L_fc: push the (frozen) flaw detector's map of a prediction to zero, counted only where
     `mask` is set (pixels where both models are flawed, the reference's "gct" mode) and averaged
     over all (`valid`) pixels, as the reference's mean of the masked map."""
@@ -112,12 +115,10 @@ def flaw_correction_loss(flawmap: torch.Tensor, mask: torch.Tensor | None = None
     return (sq * v).sum() / v.sum().clamp_min(1.0)
 
 
-def flaw_detector_loss(flawmap: torch.Tensor, target: torch.Tensor,
-                       valid: torch.Tensor | None = None) -> torch.Tensor:
+def flaw_detector_loss(flawmap: torch.Tensor, target: torch.Tensor, valid: torch.Tensor | None = None) -> torch.Tensor:
     """GCT flaw-detector loss: MSE between the predicted flaw map and the target C(.), on valid pixels."""
     sq = (flawmap.float() - target.detach().float()) ** 2
     if valid is None:
         return sq.mean()
     v = valid.to(sq.dtype).view_as(sq)
     return (sq * v).sum() / v.sum().clamp_min(1.0)
-

@@ -16,9 +16,7 @@ import torch
 import torch.nn.functional as F
 
 
-def intersection_points(
-    box1: torch.Tensor, box2: torch.Tensor, grid: int
-) -> tuple[torch.Tensor, torch.Tensor]:
+def intersection_points(box1: torch.Tensor, box2: torch.Tensor, grid: int) -> tuple[torch.Tensor, torch.Tensor]:
     """G x G cell centres of the two boxes' intersection, in normalised original-image (x, y).
 
     box1, box2: (B, 4) as (x0, y0, x1, y1), x0 > x1 meaning a flipped view. Returns points

@@ -18,8 +18,9 @@ from __future__ import annotations
 import torch
 
 
-def sample_pixels_per_class(labels: torch.Tensor, per_class: int, ignore_index: int,
-                            generator: torch.Generator | None = None) -> torch.Tensor:
+def sample_pixels_per_class(
+    labels: torch.Tensor, per_class: int, ignore_index: int, generator: torch.Generator | None = None
+) -> torch.Tensor:
     """Flat indices of up to `per_class` random pixels of every class present in `labels` (any shape)."""
     flat = labels.reshape(-1)
     picked = []
@@ -36,8 +37,9 @@ def sample_pixels_per_class(labels: torch.Tensor, per_class: int, ignore_index: 
     return torch.cat(picked)
 
 
-def label_contrastive_loss(anchor: torch.Tensor, contrast: torch.Tensor, labels: torch.Tensor,
-                           tau: float = 0.07) -> torch.Tensor:
+def label_contrastive_loss(
+    anchor: torch.Tensor, contrast: torch.Tensor, labels: torch.Tensor, tau: float = 0.07
+) -> torch.Tensor:
     """Zhao et al.'s l(p) averaged over anchors: anchor (M, D), contrast (M, D) unit vectors, labels (M,).
 
     Row i of `contrast` is the same pixel as row i of `anchor` in the other image. An anchor with no
@@ -51,9 +53,15 @@ def label_contrastive_loss(anchor: torch.Tensor, contrast: torch.Tensor, labels:
     return per_anchor.mean()
 
 
-def within_image_contrast(f1: torch.Tensor, f2: torch.Tensor, labels: torch.Tensor, ignore_index: int,
-                          per_class: int = 50, tau: float = 0.07,
-                          generator: torch.Generator | None = None) -> torch.Tensor:
+def within_image_contrast(
+    f1: torch.Tensor,
+    f2: torch.Tensor,
+    labels: torch.Tensor,
+    ignore_index: int,
+    per_class: int = 50,
+    tau: float = 0.07,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
     """Within-image loss over a batch: f1, f2 (B, D, H, W) unit embeddings of the images and their
     distorted copies, labels (B, H, W). Symmetrised (I -> I~ and I~ -> I), averaged over the images
     that have a labeled pixel; 0 (with a graph) when none has."""

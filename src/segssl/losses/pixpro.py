@@ -42,20 +42,32 @@ def box_intersection(box1: torch.Tensor, box2: torch.Tensor) -> torch.Tensor:
     box1, box2 = box1.view(-1, 4), box2.view(-1, 4)
     lo1, hi1 = torch.minimum(box1[:, 0], box1[:, 2]), torch.maximum(box1[:, 0], box1[:, 2])
     lo2, hi2 = torch.minimum(box2[:, 0], box2[:, 2]), torch.maximum(box2[:, 0], box2[:, 2])
-    return torch.stack([torch.maximum(lo1, lo2), torch.maximum(box1[:, 1], box2[:, 1]),
-                        torch.minimum(hi1, hi2), torch.minimum(box1[:, 3], box2[:, 3])], dim=1)
+    return torch.stack(
+        [
+            torch.maximum(lo1, lo2),
+            torch.maximum(box1[:, 1], box2[:, 1]),
+            torch.minimum(hi1, hi2),
+            torch.minimum(box1[:, 3], box2[:, 3]),
+        ],
+        dim=1,
+    )
 
 
 def _inside(xy: torch.Tensor, rect: torch.Tensor) -> torch.Tensor:
     """xy (B, ..., 2) inside rect (B, 4), borders included -> bool (B, ...)."""
     shape = (rect.shape[0],) + (1,) * (xy.dim() - 2)
     x, y = xy[..., 0], xy[..., 1]
-    return ((x >= rect[:, 0].view(shape)) & (x <= rect[:, 2].view(shape))
-            & (y >= rect[:, 1].view(shape)) & (y <= rect[:, 3].view(shape)))
+    return (
+        (x >= rect[:, 0].view(shape))
+        & (x <= rect[:, 2].view(shape))
+        & (y >= rect[:, 1].view(shape))
+        & (y <= rect[:, 3].view(shape))
+    )
 
 
-def positive_mask(box1: torch.Tensor, box2: torch.Tensor, size1: Sequence[int], size2: Sequence[int],
-                  threshold: float = 0.7) -> torch.Tensor:
+def positive_mask(
+    box1: torch.Tensor, box2: torch.Tensor, size1: Sequence[int], size2: Sequence[int], threshold: float = 0.7
+) -> torch.Tensor:
     """All-pairs positives (PixPro Sec. 3.1): dist(i, j) / max cell diagonal < threshold -> bool (B, N1, N2).
 
     This is the paper's (HW)^2 matrix; use it only on strided maps (`sample_positive_pairs` otherwise).
@@ -92,8 +104,7 @@ class PixelPairs:
         return self.found > 0
 
 
-def _random_subset(mask: torch.Tensor, k: int,
-                   generator: torch.Generator | None) -> tuple[torch.Tensor, torch.Tensor]:
+def _random_subset(mask: torch.Tensor, k: int, generator: torch.Generator | None) -> tuple[torch.Tensor, torch.Tensor]:
     """k uniformly random True positions per row without replacement (B, k) and whether each is True.
 
     Random scores with the False positions pushed below every True one, then top-k: uniform over
@@ -189,8 +200,9 @@ def gather_pixels(x: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
     return flat.gather(2, idx[:, None, :].expand(-1, flat.shape[1], -1))
 
 
-def window_offsets(window: int | Sequence[int],
-                   device: torch.device | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+def window_offsets(
+    window: int | Sequence[int], device: torch.device | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Row/column offsets of a kh x kw window: -(k // 2) .. (k - 1) // 2 (centred for odd k)."""
     kh, kw = (int(window), int(window)) if isinstance(window, int) else (int(window[0]), int(window[1]))
     if kh < 1 or kw < 1:
@@ -198,8 +210,9 @@ def window_offsets(window: int | Sequence[int],
     return (torch.arange(kh, device=device) - kh // 2, torch.arange(kw, device=device) - kw // 2)
 
 
-def local_ppm(x: torch.Tensor, v: torch.Tensor, idx: torch.Tensor, window: int | Sequence[int] = 7,
-              gamma: float = 2.0) -> torch.Tensor:
+def local_ppm(
+    x: torch.Tensor, v: torch.Tensor, idx: torch.Tensor, window: int | Sequence[int] = 7, gamma: float = 2.0
+) -> torch.Tensor:
     """Pixel propagation (PixPro Eq. 3) at pixels idx over a local window: y_i = sum_j s(x_i, x_j) g(x_j).
 
     s = max(cos(x_i, x_j), 0)^gamma; x (B, C, H, W) are the projected features that decide the
@@ -235,8 +248,9 @@ def global_ppm(x: torch.Tensor, v: torch.Tensor, gamma: float = 2.0) -> torch.Te
     return torch.bmm(v.flatten(2), s).view(b, v.shape[1], h, w)
 
 
-def pixpro_loss(p1: torch.Tensor, k2: torch.Tensor, p2: torch.Tensor, k1: torch.Tensor,
-                weight: torch.Tensor | None = None) -> torch.Tensor:
+def pixpro_loss(
+    p1: torch.Tensor, k2: torch.Tensor, p2: torch.Tensor, k1: torch.Tensor, weight: torch.Tensor | None = None
+) -> torch.Tensor:
     """Symmetric PixPro loss (Eq. 4) on sampled pairs: -cos(y_i, x'_j) - cos(y'_j, x_i), mean over pairs.
 
     p1, p2: propagated online features of view 1 / view 2 at the pairs (B, C, P); k1, k2: momentum
@@ -251,8 +265,9 @@ def pixpro_loss(p1: torch.Tensor, k2: torch.Tensor, p2: torch.Tensor, k1: torch.
     return -(cos * weight).sum() / weight.sum().clamp_min(1e-12)
 
 
-def pixpro_loss_dense(p1: torch.Tensor, k2: torch.Tensor, p2: torch.Tensor, k1: torch.Tensor,
-                      pos: torch.Tensor) -> torch.Tensor:
+def pixpro_loss_dense(
+    p1: torch.Tensor, k2: torch.Tensor, p2: torch.Tensor, k1: torch.Tensor, pos: torch.Tensor
+) -> torch.Tensor:
     """Symmetric PixPro loss (Eq. 4) over all positive pairs of an all-pairs mask pos (B, N1, N2).
 
     p1 (B, C, N1) with k2 (B, C, N2), p2 (B, C, N2) with k1 (B, C, N1). Averaged over the positive

@@ -6,8 +6,9 @@ import torch
 import torch.nn.functional as F
 
 
-def cross_entropy(logits: torch.Tensor, target: torch.Tensor, ignore_index: int,
-                  weight: torch.Tensor | None = None) -> torch.Tensor:
+def cross_entropy(
+    logits: torch.Tensor, target: torch.Tensor, ignore_index: int, weight: torch.Tensor | None = None
+) -> torch.Tensor:
     """Pixel-wise CE averaged over non-ignored pixels (0 when a batch has none, not NaN)."""
     if not (target != ignore_index).any():
         return logits.sum() * 0.0
@@ -29,8 +30,14 @@ def dice_loss(logits: torch.Tensor, target: torch.Tensor, ignore_index: int, eps
     return 1 - dice[present].mean()
 
 
-def supervised_loss(logits: torch.Tensor, target: torch.Tensor, ignore_index: int, kind: str = "ce",
-                    dice_weight: float = 0.5, weight: torch.Tensor | None = None) -> torch.Tensor:
+def supervised_loss(
+    logits: torch.Tensor,
+    target: torch.Tensor,
+    ignore_index: int,
+    kind: str = "ce",
+    dice_weight: float = 0.5,
+    weight: torch.Tensor | None = None,
+) -> torch.Tensor:
     loss = cross_entropy(logits, target, ignore_index, weight=weight)
     if kind == "ce+dice":
         loss = loss + dice_weight * dice_loss(logits, target, ignore_index)

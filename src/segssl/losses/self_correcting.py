@@ -15,8 +15,7 @@ import torch
 import torch.nn.functional as F
 
 
-def linear_self_correction(primary_logits: torch.Tensor, ancillary_logits: torch.Tensor,
-                           alpha: float) -> torch.Tensor:
+def linear_self_correction(primary_logits: torch.Tensor, ancillary_logits: torch.Tensor, alpha: float) -> torch.Tensor:
     """q ∝ p^{1/(1+alpha)} p_anc^{alpha/(1+alpha)} over the class axis (dim 1), detached."""
     if alpha < 0:
         raise ValueError(f"alpha must be >= 0, got {alpha}")
@@ -25,8 +24,7 @@ def linear_self_correction(primary_logits: torch.Tensor, ancillary_logits: torch
     return F.softmax((lp + alpha * la) / (1 + alpha), dim=1)
 
 
-def soft_cross_entropy(logits: torch.Tensor, target: torch.Tensor,
-                       valid: torch.Tensor | None = None) -> torch.Tensor:
+def soft_cross_entropy(logits: torch.Tensor, target: torch.Tensor, valid: torch.Tensor | None = None) -> torch.Tensor:
     """-sum_k q_k log p_k per pixel, averaged over (valid) pixels; q detached."""
     per_pixel = -(target.detach().float() * F.log_softmax(logits.float(), dim=1)).sum(1)
     if valid is None:

@@ -13,8 +13,7 @@ import torch
 import torch.nn.functional as F
 
 
-def _reduce(per_pixel: torch.Tensor, weight: torch.Tensor | float | None,
-            valid: torch.Tensor | None) -> torch.Tensor:
+def _reduce(per_pixel: torch.Tensor, weight: torch.Tensor | float | None, valid: torch.Tensor | None) -> torch.Tensor:
     if weight is not None:
         per_pixel = per_pixel * (weight.float() if isinstance(weight, torch.Tensor) else float(weight))
     if valid is None:
@@ -24,8 +23,14 @@ def _reduce(per_pixel: torch.Tensor, weight: torch.Tensor | float | None,
     return (per_pixel * v).sum() / v.sum().clamp_min(1.0)
 
 
-def softmax_mse(logits: torch.Tensor, target: torch.Tensor, *, weight: torch.Tensor | float | None = None,
-                valid: torch.Tensor | None = None, class_reduction: str = "mean") -> torch.Tensor:
+def softmax_mse(
+    logits: torch.Tensor,
+    target: torch.Tensor,
+    *,
+    weight: torch.Tensor | float | None = None,
+    valid: torch.Tensor | None = None,
+    class_reduction: str = "mean",
+) -> torch.Tensor:
     """Squared distance between softmax(logits) and target probabilities (B, K, H, W).
 
     Laine & Aila (ICLR 2017, Alg. 1) and Tarvainen & Valpola (NeurIPS 2017) average over the K
@@ -44,8 +49,13 @@ def softmax_mse(logits: torch.Tensor, target: torch.Tensor, *, weight: torch.Ten
     return _reduce(d, weight, valid)
 
 
-def pseudo_label_ce(logits: torch.Tensor, target: torch.Tensor, *, weight: torch.Tensor | float | None = None,
-                    valid: torch.Tensor | None = None) -> torch.Tensor:
+def pseudo_label_ce(
+    logits: torch.Tensor,
+    target: torch.Tensor,
+    *,
+    weight: torch.Tensor | float | None = None,
+    valid: torch.Tensor | None = None,
+) -> torch.Tensor:
     """Pixel-wise CE with hard pseudo-labels (B, H, W), weighted, averaged over valid pixels.
 
     FixMatch/UniMatch (Yang et al. CVPR 2023, L_u) use weight = 1[conf >= tau]; ClassMix (Olsson
@@ -55,8 +65,13 @@ def pseudo_label_ce(logits: torch.Tensor, target: torch.Tensor, *, weight: torch
     return _reduce(ce, weight, valid)
 
 
-def cps_loss(logits_a: torch.Tensor, logits_b: torch.Tensor, valid: torch.Tensor | None = None,
-             target_a: torch.Tensor | None = None, target_b: torch.Tensor | None = None) -> torch.Tensor:
+def cps_loss(
+    logits_a: torch.Tensor,
+    logits_b: torch.Tensor,
+    valid: torch.Tensor | None = None,
+    target_a: torch.Tensor | None = None,
+    target_b: torch.Tensor | None = None,
+) -> torch.Tensor:
     """Cross pseudo supervision (Chen et al. CVPR 2021, Eq. 3-4): CE(p_a, argmax p_b) + CE(p_b, argmax p_a).
 
     The hard labels carry no gradient. `target_a`/`target_b` override the argmax of a/b (the

@@ -61,8 +61,14 @@ class Method(nn.Module, metaclass=abc.ABCMeta):
 
         t = self.cfg["train"]
         w = getattr(self, "class_weights", None)
-        return supervised_loss(logits, target, self.info.ignore_index, t.get("loss", "ce"),
-                               float(t.get("dice_weight", 0.5)), weight=w)
+        return supervised_loss(
+            logits,
+            target,
+            self.info.ignore_index,
+            t.get("loss", "ce"),
+            float(t.get("dice_weight", 0.5)),
+            weight=w,
+        )
 
     def set_class_weights(self, weights: torch.Tensor | None) -> None:
         """Per-class CE weights computed from the labeled masks (see training/class_weights.py)."""

@@ -26,8 +26,15 @@ from segssl.models.segmodel import SegModel, _to_size
 # CCT: perturbations and auxiliary decoders
 # ----------------------------------------------------------------------------------------------
 
-CCT_PERTURBATIONS = ("vat", "dropout", "cutout", "context_masking", "object_masking", "feature_drop",
-                     "feature_noise")
+CCT_PERTURBATIONS = (
+    "vat",
+    "dropout",
+    "cutout",
+    "context_masking",
+    "object_masking",
+    "feature_drop",
+    "feature_noise",
+)
 
 
 def _icnr_(weight: torch.Tensor, scale: int = 2) -> None:
@@ -92,8 +99,9 @@ def object_mask(pred: torch.Tensor, background: int | None) -> torch.Tensor:
     return (pred != mode).unsqueeze(1).float()
 
 
-def guided_cutout_mask(pred: torch.Tensor, erase: float = 0.4, background: int | None = 0,
-                       min_area: int = 50) -> torch.Tensor:
+def guided_cutout_mask(
+    pred: torch.Tensor, erase: float = 0.4, background: int | None = 0, min_area: int = 50
+) -> torch.Tensor:
     """G-Cutout (CCT perturbations): per predicted object (connected component), zero a random box of
     `erase` x its bounding-box size placed inside that bounding box; returns a (B, 1, H, W) keep-mask.
 
@@ -114,7 +122,7 @@ def guided_cutout_mask(pred: torch.Tensor, erase: float = 0.4, background: int |
             eh, ew = int(bh * erase), int(bw * erase)
             oy = int(torch.randint(0, bh - eh + 1, ()))
             ox = int(torch.randint(0, bw - ew + 1, ()))
-            keep[b, ys.start + oy:ys.start + oy + eh, xs.start + ox:xs.start + ox + ew] = 0.0
+            keep[b, ys.start + oy : ys.start + oy + eh, xs.start + ox : xs.start + ox + ew] = 0.0
     return torch.from_numpy(keep).unsqueeze(1).to(pred.device)
 
 
@@ -122,8 +130,9 @@ def _l2_normalize(d: torch.Tensor) -> torch.Tensor:
     return d / (d.flatten(1).norm(dim=1).view(-1, *([1] * (d.dim() - 1))) + 1e-8)
 
 
-def vat_perturbation(z: torch.Tensor, decoder: nn.Module, xi: float = 1e-6, eps: float = 2.0,
-                     iterations: int = 1) -> torch.Tensor:
+def vat_perturbation(
+    z: torch.Tensor, decoder: nn.Module, xi: float = 1e-6, eps: float = 2.0, iterations: int = 1
+) -> torch.Tensor:
     """VAT (Miyato et al. 2018, Eq. 12-13) on features: eps * normalised grad of KL(p(z) || p(z + xi d)).
 
     One power iteration from a random unit direction d, per-sample L2 norms. Computed in float32
@@ -152,9 +161,21 @@ def vat_perturbation(z: torch.Tensor, decoder: nn.Module, xi: float = 1e-6, eps:
 class CCTAuxDecoder(nn.Module):
     """One auxiliary decoder g_a^k of CCT (Eq. 2): a perturbation of z followed by its own upsampler."""
 
-    def __init__(self, kind: str, in_channels: int, num_classes: int, upscale: int, *, drop_rate: float = 0.5,
-                 uniform_range: float = 0.3, erase: float = 0.4, xi: float = 1e-6, eps: float = 2.0,
-                 background: int | None = 0, cutout_min_area: int = 50):
+    def __init__(
+        self,
+        kind: str,
+        in_channels: int,
+        num_classes: int,
+        upscale: int,
+        *,
+        drop_rate: float = 0.5,
+        uniform_range: float = 0.3,
+        erase: float = 0.4,
+        xi: float = 1e-6,
+        eps: float = 2.0,
+        background: int | None = 0,
+        cutout_min_area: int = 50,
+    ):
         super().__init__()
         if kind not in CCT_PERTURBATIONS:
             raise ValueError(f"unknown CCT perturbation {kind} (known: {', '.join(CCT_PERTURBATIONS)})")
@@ -201,7 +222,7 @@ class IBNorm(nn.Module):
         self.inorm = nn.InstanceNorm2d(channels - self.n_bn, affine=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.cat([self.bn(x[:, : self.n_bn]), self.inorm(x[:, self.n_bn:])], 1)
+        return torch.cat([self.bn(x[:, : self.n_bn]), self.inorm(x[:, self.n_bn :])], 1)
 
 
 class FlawDetector(nn.Module):
@@ -220,9 +241,13 @@ class FlawDetector(nn.Module):
             return [nn.Conv2d(cin, cout, k, stride=stride, padding=1), IBNorm(cout), nn.LeakyReLU(0.2, True)]
 
         self.body = nn.Sequential(
-            *block(in_channels, ndf, 2), *block(ndf, ndf * 2, 2), *block(ndf * 2, ndf * 2, 1),
-            *block(ndf * 2, ndf * 4, 2), *block(ndf * 4, ndf * 4, 1),
-            *block(ndf * 4, ndf * 8, 2), *block(ndf * 8, ndf * 8, 1),
+            *block(in_channels, ndf, 2),
+            *block(ndf, ndf * 2, 2),
+            *block(ndf * 2, ndf * 2, 1),
+            *block(ndf * 2, ndf * 4, 2),
+            *block(ndf * 4, ndf * 4, 1),
+            *block(ndf * 4, ndf * 8, 2),
+            *block(ndf * 8, ndf * 8, 1),
         )
         self.classifier = nn.Conv2d(ndf * 8, 1, 4, stride=2, padding=1)
 
@@ -280,7 +305,8 @@ class ConvSelfCorrection(nn.Module):
     def __init__(self, num_classes: int, hidden: int = 128):
         super().__init__()
         self.net = nn.Sequential(
-            nn.Conv2d(2 * num_classes, hidden, 3, padding=1), nn.ReLU(inplace=True),
+            nn.Conv2d(2 * num_classes, hidden, 3, padding=1),
+            nn.ReLU(inplace=True),
             nn.Conv2d(hidden, num_classes, 3, padding=1),
         )
 
@@ -299,8 +325,7 @@ class ProjectionHead(nn.Module):
     def __init__(self, in_channels: int, dim: int = 128, hidden: int | None = None):
         super().__init__()
         hidden = hidden or max(in_channels, dim)
-        self.net = nn.Sequential(nn.Conv2d(in_channels, hidden, 1), nn.ReLU(inplace=True),
-                                 nn.Conv2d(hidden, dim, 1))
+        self.net = nn.Sequential(nn.Conv2d(in_channels, hidden, 1), nn.ReLU(inplace=True), nn.Conv2d(hidden, dim, 1))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return F.normalize(self.net(x), dim=1)

@@ -17,8 +17,14 @@ from torch import nn
 
 from segssl.errors import SegsslError
 
-ARCHS = {"unet": "Unet", "unet++": "UnetPlusPlus", "unetplusplus": "UnetPlusPlus", "fpn": "FPN",
-         "deeplabv3+": "DeepLabV3Plus", "deeplabv3plus": "DeepLabV3Plus"}
+ARCHS = {
+    "unet": "Unet",
+    "unet++": "UnetPlusPlus",
+    "unetplusplus": "UnetPlusPlus",
+    "fpn": "FPN",
+    "deeplabv3+": "DeepLabV3Plus",
+    "deeplabv3plus": "DeepLabV3Plus",
+}
 
 
 class SegModel(nn.Module):
@@ -42,12 +48,13 @@ class SegModel(nn.Module):
             if ARCHS[key] in ("Unet", "UnetPlusPlus"):
                 kwargs["decoder_channels"] = list(decoder_channels)[:encoder_depth]
             else:  # FPN / DeepLabV3+ take one width
-                kwargs["decoder_channels" if ARCHS[key] == "DeepLabV3Plus" else "decoder_segmentation_channels"] = (
-                    int(decoder_channels[0])
+                kwargs["decoder_channels" if ARCHS[key] == "DeepLabV3Plus" else "decoder_segmentation_channels"] = int(
+                    decoder_channels[0]
                 )
         try:
-            net = smp.create_model(ARCHS[key], encoder_name=encoder, encoder_weights=None, classes=num_classes,
-                                   **kwargs)
+            net = smp.create_model(
+                ARCHS[key], encoder_name=encoder, encoder_weights=None, classes=num_classes, **kwargs
+            )
         except (KeyError, ValueError) as e:
             raise SegsslError(f"model.encoder={encoder}: cannot build {arch} ({e})") from None
         self.encoder, self.decoder = net.encoder, net.decoder
@@ -113,8 +120,10 @@ def load_encoder_weights(encoder: nn.Module, path: Path) -> None:
     own = encoder.state_dict()
     wrong = [k for k, v in state.items() if k in own and tuple(v.shape) != tuple(own[k].shape)]
     if wrong:
-        raise SegsslError(f"{path}: {len(wrong)} tensors have the wrong shape for this encoder, "
-                          f"e.g. '{wrong[0]}' (weights of another encoder?)")
+        raise SegsslError(
+            f"{path}: {len(wrong)} tensors have the wrong shape for this encoder, "
+            f"e.g. '{wrong[0]}' (weights of another encoder?)"
+        )
     keep = {k: v for k, v in state.items() if k in own}
     if not keep:
         raise SegsslError(f"{path}: no tensor in the file matches the encoder's parameters")

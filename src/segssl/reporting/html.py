@@ -86,30 +86,40 @@ def results_table(runs: list[RunInfo], classes: list[str]) -> str:
     best_scored = [r.metrics_best["miou"] for r in runs if r.metrics_best]
     top_best = max(best_scored) if len(best_scored) > 1 else None
     per_class = 0 < len(classes) <= MAX_CLASS_COLUMNS
-    head = ['<th class="l">run</th>', '<th class="l">method</th>', '<th class="l">init</th>',
-            "<th>labeled</th>", "<th>steps</th>",
-            '<th title="test mIoU of the last checkpoint (headline)">mIoU last</th>',
-            '<th title="test mIoU of the checkpoint with the best validation mIoU">mIoU best-val</th>',
-            "<th>pixel acc</th>"]
+    head = [
+        '<th class="l">run</th>',
+        '<th class="l">method</th>',
+        '<th class="l">init</th>',
+        "<th>labeled</th>",
+        "<th>steps</th>",
+        '<th title="test mIoU of the last checkpoint (headline)">mIoU last</th>',
+        '<th title="test mIoU of the checkpoint with the best validation mIoU">mIoU best-val</th>',
+        "<th>pixel acc</th>",
+    ]
     head += [f"<th>{_e(c)}</th>" for c in classes] if per_class else []
     head += ["<th>train time</th>"]
     rows = []
     for r in runs:
         m, mb = r.metrics, r.metrics_best
         kind = "" if r.kind == "segmenter" else f' <span class="tag">{_e(r.kind)}</span>'
-        cells = [f'<td class="l"><b>{_e(r.name)}</b>{kind}</td>', f'<td class="l">{_e(r.method)}</td>',
-                 f'<td class="l">{_e(r.init or "—")}</td>', f"<td>{_e(fmt_labeled(r))}</td>",
-                 f"<td>{'—' if r.steps is None else _e(r.steps)}</td>",
-                 _num_cell(m["miou"] if m else None, bool(m and top is not None and m["miou"] == top)),
-                 _num_cell(mb["miou"] if mb else None,
-                           bool(mb and top_best is not None and mb["miou"] == top_best)),
-                 _num_cell(m["pixel_acc"] if m else None)]
+        cells = [
+            f'<td class="l"><b>{_e(r.name)}</b>{kind}</td>',
+            f'<td class="l">{_e(r.method)}</td>',
+            f'<td class="l">{_e(r.init or "—")}</td>',
+            f"<td>{_e(fmt_labeled(r))}</td>",
+            f"<td>{'—' if r.steps is None else _e(r.steps)}</td>",
+            _num_cell(m["miou"] if m else None, bool(m and top is not None and m["miou"] == top)),
+            _num_cell(mb["miou"] if mb else None, bool(mb and top_best is not None and mb["miou"] == top_best)),
+            _num_cell(m["pixel_acc"] if m else None),
+        ]
         if per_class:
             cells += [_num_cell((m["per_class_iou"].get(c) if m else None), digits=1) for c in classes]
         cells.append(f"<td>{_e(fmt_time(r.train_time_s, r.train_time_exact))}</td>")
         rows.append("<tr>" + "".join(cells) + "</tr>")
-    return (f'<div class="scroll"><table><thead><tr>{"".join(head)}</tr></thead><tbody>{"".join(rows)}'
-            "</tbody></table></div>")
+    return (
+        f'<div class="scroll"><table><thead><tr>{"".join(head)}</tr></thead><tbody>{"".join(rows)}'
+        "</tbody></table></div>"
+    )
 
 
 def per_class_table(runs: list[RunInfo], classes: list[str]) -> str:
@@ -121,15 +131,19 @@ def per_class_table(runs: list[RunInfo], classes: list[str]) -> str:
         vals = [r.metrics["per_class_iou"].get(c) for r in scored]
         present = [v for v in vals if v is not None]
         top = max(present) if len(present) > 1 else None
-        rows.append(f'<tr><td class="l">{_e(c)}</td>'
-                    + "".join(_num_cell(v, top is not None and v == top, 1) for v in vals) + "</tr>")
-    return (f'<div class="scroll"><table><thead><tr>{head}</tr></thead><tbody>{"".join(rows)}</tbody>'
-            "</table></div>")
+        rows.append(
+            f'<tr><td class="l">{_e(c)}</td>'
+            + "".join(_num_cell(v, top is not None and v == top, 1) for v in vals)
+            + "</tr>"
+        )
+    return f'<div class="scroll"><table><thead><tr>{head}</tr></thead><tbody>{"".join(rows)}</tbody></table></div>'
 
 
 def figure(path: Path, caption: str, alt: str) -> str:
-    return (f'<figure><img src="{embed_png(path)}" alt="{_e(alt)}" loading="lazy">'
-            f"<figcaption>{_e(caption)}</figcaption></figure>")
+    return (
+        f'<figure><img src="{embed_png(path)}" alt="{_e(alt)}" loading="lazy">'
+        f"<figcaption>{_e(caption)}</figcaption></figure>"
+    )
 
 
 def run_details(r: RunInfo) -> str:
@@ -141,8 +155,10 @@ def run_details(r: RunInfo) -> str:
         items.append(f"{r.labeled_count} of {r.train_images} train images labeled")
     notes = "".join(f"<li>{_e(n)}</li>" for n in r.notes)
     cfg = yaml.safe_dump(r.cfg, sort_keys=False)
-    return (f"<details><summary>{' · '.join(items)}</summary>"
-            f"{'<ul class=note>' + notes + '</ul>' if notes else ''}<pre>{_e(cfg)}</pre></details>")
+    return (
+        f"<details><summary>{' · '.join(items)}</summary>"
+        f"{'<ul class=note>' + notes + '</ul>' if notes else ''}<pre>{_e(cfg)}</pre></details>"
+    )
 
 
 def render_report(runs: list[RunInfo], figures: dict, notes: list[str], title: str = "segssl report") -> str:
@@ -154,39 +170,57 @@ def render_report(runs: list[RunInfo], figures: dict, notes: list[str], title: s
             classes = list(r.metrics.get("classes") or r.metrics["per_class_iou"])
             break
     now = _dt.datetime.now().strftime("%Y-%m-%d %H:%M")
-    parts = [f"<h1>{_e(title)}</h1>",
-             f'<div class="sub">{len(runs)} run{"s" if len(runs) != 1 else ""} · segssl {_e(__version__)} · '
-             f"{_e(now)}</div>", "<h2>Results</h2>", results_table(runs, classes),
-             '<p class="note">Percentages from one dataset-level confusion matrix per run. '
-             "mIoU is the mean IoU over the classes whose union (prediction ∪ ground truth) is non-empty "
-             "on the split. "
-             "<b>mIoU last</b> is the last checkpoint (the honest headline: no test-time model selection); "
-             "<b>mIoU best-val</b> is the checkpoint with the best validation mIoU, evaluated on the same "
-             "test split. Labeled: fraction (count) of the training images whose masks were used. "
-             "Train time marked ≈ is estimated from file times.</p>"]
+    parts = [
+        f"<h1>{_e(title)}</h1>",
+        f'<div class="sub">{len(runs)} run{"s" if len(runs) != 1 else ""} · segssl {_e(__version__)} · {_e(now)}</div>',
+        "<h2>Results</h2>",
+        results_table(runs, classes),
+        '<p class="note">Percentages from one dataset-level confusion matrix per run. '
+        "mIoU is the mean IoU over the classes whose union (prediction ∪ ground truth) is non-empty "
+        "on the split. "
+        "<b>mIoU last</b> is the last checkpoint (the honest headline: no test-time model selection); "
+        "<b>mIoU best-val</b> is the checkpoint with the best validation mIoU, evaluated on the same "
+        "test split. Labeled: fraction (count) of the training images whose masks were used. "
+        "Train time marked ≈ is estimated from file times.</p>",
+    ]
     if len(classes) > MAX_CLASS_COLUMNS and any(r.metrics for r in runs):
         parts += ["<h2>Per-class IoU (%)</h2>", per_class_table(runs, classes)]
     if figures.get("label_efficiency"):
-        parts += ["<h2>Label efficiency</h2>",
-                  figure(figures["label_efficiency"],
-                         "test mIoU (last checkpoint) against the labeled fraction", "label efficiency")]
+        parts += [
+            "<h2>Label efficiency</h2>",
+            figure(
+                figures["label_efficiency"],
+                "test mIoU (last checkpoint) against the labeled fraction",
+                "label efficiency",
+            ),
+        ]
     if figures.get("per_class"):
-        parts += ["<h2>Per-class IoU</h2>",
-                  figure(figures["per_class"], "IoU per class and run (test split, last checkpoint)",
-                         "per-class IoU")]
+        parts += [
+            "<h2>Per-class IoU</h2>",
+            figure(figures["per_class"], "IoU per class and run (test split, last checkpoint)", "per-class IoU"),
+        ]
     if figures.get("pictures"):
-        parts += ["<h2>Predictions</h2>", figure(figures["pictures"], figures.get("pictures_caption", ""),
-                                                 "picture grid")]
+        parts += [
+            "<h2>Predictions</h2>",
+            figure(figures["pictures"], figures.get("pictures_caption", ""), "picture grid"),
+        ]
     if figures.get("confusion"):
         parts.append("<h2>Confusion matrices</h2>")
-        parts.append('<p class="note">Rows: ground truth; columns: prediction; each row sums to 100% '
-                     "(per-class recall on the diagonal). Last checkpoint, test split.</p>")
-        parts.append('<div class="grid">' + "".join(figure(p, name, f"confusion matrix {name}")
-                                                   for name, p in figures["confusion"]) + "</div>")
+        parts.append(
+            '<p class="note">Rows: ground truth; columns: prediction; each row sums to 100% '
+            "(per-class recall on the diagonal). Last checkpoint, test split.</p>"
+        )
+        parts.append(
+            '<div class="grid">'
+            + "".join(figure(p, name, f"confusion matrix {name}") for name, p in figures["confusion"])
+            + "</div>"
+        )
     if notes:
         parts += ["<h2>Notes</h2>", "<ul class=note>" + "".join(f"<li>{_e(n)}</li>" for n in notes) + "</ul>"]
     parts += ["<h2>Runs</h2>", *[run_details(r) for r in runs]]
     body = "\n".join(parts)
-    return (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
-            f'<meta name="viewport" content="width=device-width, initial-scale=1">'
-            f"<title>{_e(title)}</title><style>{CSS}</style></head>\n<body><main>\n{body}\n</main></body></html>\n")
+    return (
+        f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+        f'<meta name="viewport" content="width=device-width, initial-scale=1">'
+        f"<title>{_e(title)}</title><style>{CSS}</style></head>\n<body><main>\n{body}\n</main></body></html>\n"
+    )

@@ -25,8 +25,12 @@ def palette_lut(palette: Sequence[Colour], fill: Colour = (0, 0, 0)) -> np.ndarr
     return lut
 
 
-def colorize(index_mask: np.ndarray, palette: Sequence[Colour], ignore_index: int | None = 255,
-             ignore_color: Colour = (0, 0, 0)) -> np.ndarray:
+def colorize(
+    index_mask: np.ndarray,
+    palette: Sequence[Colour],
+    ignore_index: int | None = 255,
+    ignore_color: Colour = (0, 0, 0),
+) -> np.ndarray:
     """HxW class indices -> HxWx3 uint8 colours; ignore (void) pixels, and values past the palette, get
     `ignore_color` (black by default) so they never pass for a class."""
     mask = np.asarray(index_mask)
@@ -40,8 +44,13 @@ def colorize(index_mask: np.ndarray, palette: Sequence[Colour], ignore_index: in
     return lut[mask.astype(np.uint8)]
 
 
-def overlay(image_uint8: np.ndarray, index_mask: np.ndarray, palette: Sequence[Colour], alpha: float = 0.5,
-            ignore_index: int | None = 255) -> np.ndarray:
+def overlay(
+    image_uint8: np.ndarray,
+    index_mask: np.ndarray,
+    palette: Sequence[Colour],
+    alpha: float = 0.5,
+    ignore_index: int | None = 255,
+) -> np.ndarray:
     """Blend class colours over an RGB image: (1 - alpha) * image + alpha * colour per pixel.
 
     Ignore pixels (and values without a palette colour) keep the image as is: an overlay is read
@@ -109,8 +118,7 @@ def picture_grid(
     for r in range(n_rows):
         panels = [np.asarray(images[r])]
         lab = labels[r]
-        panels.append(colorize(lab, palette, ignore_index, void) if lab is not None
-                      else np.full_like(panels[0], 128))
+        panels.append(colorize(lab, palette, ignore_index, void) if lab is not None else np.full_like(panels[0], 128))
         panels += [colorize(predictions[name][r], palette, ignore_index, void) for name in predictions]
         for c, panel in enumerate(panels):
             ax = axes[r, c]
@@ -123,8 +131,9 @@ def picture_grid(
                 ax.set_title(_short(cols[c]), fontsize=9)
             if c == 0 and titles is not None:
                 ax.set_ylabel(titles[r], fontsize=7)
-    handles = [Patch(facecolor=np.asarray(p) / 255.0, edgecolor="0.6", label=n)
-               for n, p in zip(classes, palette, strict=False)]
+    handles = [
+        Patch(facecolor=np.asarray(p) / 255.0, edgecolor="0.6", label=n) for n, p in zip(classes, palette, strict=False)
+    ]
     handles.append(Patch(facecolor=np.asarray(void) / 255.0, edgecolor="0.6", label="void (ignored)"))
     fig.legend(handles=handles, loc="lower center", ncol=ncol, fontsize=7, frameon=False)
     fig.tight_layout(rect=(0, legend_in / fig_h, 1, 1))

@@ -32,8 +32,9 @@ def normalize_rows(cm: np.ndarray) -> np.ndarray:
     return np.divide(cm, sums, out=np.zeros_like(cm), where=sums > 0)
 
 
-def confusion_matrix_plot(cm: Sequence[Sequence[float]] | np.ndarray, classes: Sequence[str], path: Path,
-                          title: str | None = None) -> Path:
+def confusion_matrix_plot(
+    cm: Sequence[Sequence[float]] | np.ndarray, classes: Sequence[str], path: Path, title: str | None = None
+) -> Path:
     """Row-normalised confusion matrix (rows: ground truth, columns: prediction), in percent."""
     plt = _plt()
     m = np.asarray(cm, dtype=np.float64)
@@ -56,8 +57,15 @@ def confusion_matrix_plot(cm: Sequence[Sequence[float]] | np.ndarray, classes: S
             for j in range(k):
                 v = norm[i, j]
                 if v >= 0.05:
-                    ax.text(j, i, f"{v:.0f}" if v >= 9.95 else f"{v:.1f}", ha="center", va="center",
-                            fontsize=fs, color="white" if v > 55 else "black")
+                    ax.text(
+                        j,
+                        i,
+                        f"{v:.0f}" if v >= 9.95 else f"{v:.1f}",
+                        ha="center",
+                        va="center",
+                        fontsize=fs,
+                        color="white" if v > 55 else "black",
+                    )
     fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04, label="% of ground-truth pixels")
     if title:
         ax.set_title(title, fontsize=10)
@@ -65,8 +73,12 @@ def confusion_matrix_plot(cm: Sequence[Sequence[float]] | np.ndarray, classes: S
     return _save(fig, path)
 
 
-def per_class_iou_plot(runs: dict[str, dict[str, float | None]], classes: Sequence[str], path: Path,
-                       title: str | None = "Per-class IoU (test, last checkpoint)") -> Path:
+def per_class_iou_plot(
+    runs: dict[str, dict[str, float | None]],
+    classes: Sequence[str],
+    path: Path,
+    title: str | None = "Per-class IoU (test, last checkpoint)",
+) -> Path:
     """Grouped bars: for every class, one bar per run. Classes absent from a split (IoU null) get no bar."""
     plt = _plt()
     if not runs:
@@ -80,11 +92,17 @@ def per_class_iou_plot(runs: dict[str, dict[str, float | None]], classes: Sequen
     x = np.arange(k)
     for r, (name, ious) in enumerate(runs.items()):
         vals = np.array([np.nan if ious.get(c) is None else float(ious[c]) for c in classes])
-        ax.bar(x - 0.4 + width * (r + 0.5), np.nan_to_num(vals, nan=0.0), width, label=name,
-               color=colours(r % colours.N))
+        ax.bar(
+            x - 0.4 + width * (r + 0.5),
+            np.nan_to_num(vals, nan=0.0),
+            width,
+            label=name,
+            color=colours(r % colours.N),
+        )
     ax.set_xticks(x)
-    ax.set_xticklabels(classes, rotation=45 if k > 6 else 0, ha="right" if k > 6 else "center",
-                       fontsize=8 if k <= 30 else 5)
+    ax.set_xticklabels(
+        classes, rotation=45 if k > 6 else 0, ha="right" if k > 6 else "center", fontsize=8 if k <= 30 else 5
+    )
     ax.set_ylabel("IoU (%)")
     ax.set_ylim(0, 100)
     ax.set_xlim(-0.6, k - 0.4)
@@ -107,8 +125,9 @@ def fraction_label(f: float) -> str:
     return f"{f * 100:.3g}%"
 
 
-def label_efficiency_plot(points: Iterable[dict], path: Path, title: str | None = "Label efficiency",
-                          ylabel: str = "mIoU (%)") -> Path:
+def label_efficiency_plot(
+    points: Iterable[dict], path: Path, title: str | None = "Label efficiency", ylabel: str = "mIoU (%)"
+) -> Path:
     """mIoU against labeled fraction, one line per method (log2 x axis).
 
     `points`: dicts with "method", "fraction" (0 < f <= 1) and "miou". Several points for the same
@@ -135,8 +154,15 @@ def label_efficiency_plot(points: Iterable[dict], path: Path, title: str | None 
         mean = np.array([np.mean(by_f[f]) for f in xs])
         lo = mean - np.array([np.min(by_f[f]) for f in xs])
         hi = np.array([np.max(by_f[f]) for f in xs]) - mean
-        ax.errorbar(xs, mean, yerr=[lo, hi] if (lo.any() or hi.any()) else None,
-                    marker=markers[i % len(markers)], capsize=3, label=method, linewidth=1.6)
+        ax.errorbar(
+            xs,
+            mean,
+            yerr=[lo, hi] if (lo.any() or hi.any()) else None,
+            marker=markers[i % len(markers)],
+            capsize=3,
+            label=method,
+            linewidth=1.6,
+        )
         all_x.update(xs)
     ax.set_xscale("log", base=2)
     ticks = sorted(all_x)

@@ -41,8 +41,11 @@ def collect_runs(run_dirs: Sequence[str | Path]) -> list[RunInfo]:
 
 def label_efficiency_points(runs: list[RunInfo]) -> list[dict]:
     """(method, fraction, miou) of every evaluated run: the input of `plots.label_efficiency_plot`."""
-    return [{"method": r.label, "fraction": r.labeled_fraction, "miou": r.metrics["miou"], "run": r.name}
-            for r in runs if r.metrics and r.labeled_fraction]
+    return [
+        {"method": r.label, "fraction": r.labeled_fraction, "miou": r.metrics["miou"], "run": r.name}
+        for r in runs
+        if r.metrics and r.labeled_fraction
+    ]
 
 
 def write_results_csv(runs: list[RunInfo], path: Path) -> Path:
@@ -50,15 +53,41 @@ def write_results_csv(runs: list[RunInfo], path: Path) -> Path:
     classes: list[str] = next((list(r.metrics["per_class_iou"]) for r in runs if r.metrics), [])
     with open(path, "w", newline="") as f:
         w = csv.writer(f)
-        w.writerow(["run", "method", "init", "labeled_fraction", "labeled_count", "steps", "miou_last",
-                    "miou_best_val", "pixel_acc", *[f"iou_{c}" for c in classes], "train_time_s", "path"])
+        w.writerow(
+            [
+                "run",
+                "method",
+                "init",
+                "labeled_fraction",
+                "labeled_count",
+                "steps",
+                "miou_last",
+                "miou_best_val",
+                "pixel_acc",
+                *[f"iou_{c}" for c in classes],
+                "train_time_s",
+                "path",
+            ]
+        )
         for r in runs:
             m, mb = r.metrics or {}, r.metrics_best or {}
             pc = m.get("per_class_iou", {})
-            w.writerow([r.name, r.method, r.init or "", r.labeled_fraction or "", r.labeled_count or "",
-                        r.steps or "", m.get("miou", ""), mb.get("miou", ""), m.get("pixel_acc", ""),
-                        *["" if pc.get(c) is None else pc[c] for c in classes],
-                        "" if r.train_time_s is None else round(r.train_time_s, 1), str(r.path)])
+            w.writerow(
+                [
+                    r.name,
+                    r.method,
+                    r.init or "",
+                    r.labeled_fraction or "",
+                    r.labeled_count or "",
+                    r.steps or "",
+                    m.get("miou", ""),
+                    mb.get("miou", ""),
+                    m.get("pixel_acc", ""),
+                    *["" if pc.get(c) is None else pc[c] for c in classes],
+                    "" if r.train_time_s is None else round(r.train_time_s, 1),
+                    str(r.path),
+                ]
+            )
     return path
 
 
@@ -72,9 +101,16 @@ def _picture_split(source, preferred: str) -> str | None:
     return None
 
 
-def write_report(run_dirs: Sequence[str | Path], out_dir: str | Path, *, data: str | None = None,
-                 num_images: int = 6, device: str | None = None, title: str = "segssl report",
-                 log: Callable[[str], None] | None = None) -> Path:
+def write_report(
+    run_dirs: Sequence[str | Path],
+    out_dir: str | Path,
+    *,
+    data: str | None = None,
+    num_images: int = 6,
+    device: str | None = None,
+    title: str = "segssl report",
+    log: Callable[[str], None] | None = None,
+) -> Path:
     """Write OUT/index.html (self-contained) plus the PNGs and results.csv; returns the HTML path."""
     from segssl.reporting.html import render_report
     from segssl.reporting.plots import confusion_matrix_plot, label_efficiency_plot, per_class_iou_plot
@@ -96,8 +132,7 @@ def write_report(run_dirs: Sequence[str | Path], out_dir: str | Path, *, data: s
             notes.append(f"{r.name}: classes differ from {scored[0].name}'s; left out of the per-class plot")
     if scored:
         say("plotting per-class IoU")
-        same = {r.name: r.metrics["per_class_iou"] for r in scored
-                if list(r.metrics["per_class_iou"]) == classes}
+        same = {r.name: r.metrics["per_class_iou"] for r in scored if list(r.metrics["per_class_iou"]) == classes}
         figures["per_class"] = per_class_iou_plot(same, classes, out / "per_class_iou.png")
     points = label_efficiency_points(runs)
     if points:
@@ -107,9 +142,17 @@ def write_report(run_dirs: Sequence[str | Path], out_dir: str | Path, *, data: s
         if cm is None:
             continue
         names = list(r.metrics.get("classes") or r.metrics["per_class_iou"])
-        figures["confusion"].append((r.name, confusion_matrix_plot(
-            cm, names, out / f"confusion_{slug(r.name)}.png",
-            title=f"{r.name} — mIoU {r.metrics['miou']:.2f}")))
+        figures["confusion"].append(
+            (
+                r.name,
+                confusion_matrix_plot(
+                    cm,
+                    names,
+                    out / f"confusion_{slug(r.name)}.png",
+                    title=f"{r.name} — mIoU {r.metrics['miou']:.2f}",
+                ),
+            )
+        )
     drawable = [r for r in runs if r.kind == "segmenter" and r.checkpoint.is_file()]
     if num_images and drawable:
         figures.update(_pictures(drawable, out, data, num_images, device, notes, say))
@@ -126,8 +169,15 @@ def write_report(run_dirs: Sequence[str | Path], out_dir: str | Path, *, data: s
     return page
 
 
-def _pictures(runs: list[RunInfo], out: Path, data: str | None, num_images: int, device: str | None,
-              notes: list[str], say: Callable[[str], None]) -> dict:
+def _pictures(
+    runs: list[RunInfo],
+    out: Path,
+    data: str | None,
+    num_images: int,
+    device: str | None,
+    notes: list[str],
+    say: Callable[[str], None],
+) -> dict:
     import torch
 
     from segssl.data.registry import load_source
@@ -151,8 +201,17 @@ def _pictures(runs: list[RunInfo], out: Path, data: str | None, num_images: int,
     images, labels, stems, preds, pnotes = predict_pictures(runs, source, split, num_images, dev)
     notes.extend(pnotes)
     info = source.info
-    path = picture_grid(out / "pictures.png", images, labels, preds, list(info.classes), list(info.palette),
-                        info.ignore_index, titles=stems)
-    return {"pictures": path,
-            "pictures_caption": f"first {len(images)} {split} images of {spec}; "
-                                "predictions of each run's last checkpoint"}
+    path = picture_grid(
+        out / "pictures.png",
+        images,
+        labels,
+        preds,
+        list(info.classes),
+        list(info.palette),
+        info.ignore_index,
+        titles=stems,
+    )
+    return {
+        "pictures": path,
+        "pictures_caption": f"first {len(images)} {split} images of {spec}; predictions of each run's last checkpoint",
+    }

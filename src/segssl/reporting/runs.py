@@ -108,8 +108,10 @@ def load_run(run_dir: str | Path, train_counter=None) -> RunInfo:
         info.steps = (cfg.get("train") or {}).get("max_steps")
 
     data = cfg.get("data") or {}
-    labeled, unlabeled = _read_lines(run_dir / "splits" / "labeled.txt"), _read_lines(
-        run_dir / "splits" / "unlabeled.txt")
+    labeled, unlabeled = (
+        _read_lines(run_dir / "splits" / "labeled.txt"),
+        _read_lines(run_dir / "splits" / "unlabeled.txt"),
+    )
     spec = data.get("labeled", "all")
     if labeled is not None:
         info.labeled_count = len(labeled)
@@ -170,9 +172,9 @@ def slug(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", name).strip("_") or "run"
 
 
-def predict_pictures(runs: list[RunInfo], source, split: str, num_images: int, device: str = "cpu",
-                     progress=None) -> tuple[list[np.ndarray], list[np.ndarray | None], list[str],
-                                             dict[str, list[np.ndarray]], list[str]]:
+def predict_pictures(
+    runs: list[RunInfo], source, split: str, num_images: int, device: str = "cpu", progress=None
+) -> tuple[list[np.ndarray], list[np.ndarray | None], list[str], dict[str, list[np.ndarray]], list[str]]:
     """Predictions of every segmenter run's last checkpoint on the first `num_images` of `split`.
 
     Returns (images, labels, stems, {run name: masks}, notes). A run whose classes do not match the
@@ -217,8 +219,13 @@ def predict_pictures(runs: list[RunInfo], source, split: str, num_images: int, d
         with torch.no_grad():
             for i in range(len(ds)):
                 x = ds[i]["image"][None].to(device)
-                logits = predict_logits(model, x, ev.get("mode", "whole"), ev.get("window", (512, 512)),
-                                        ev.get("stride", (341, 341)))
+                logits = predict_logits(
+                    model,
+                    x,
+                    ev.get("mode", "whole"),
+                    ev.get("window", (512, 512)),
+                    ev.get("stride", (341, 341)),
+                )
                 masks.append(logits.argmax(1)[0].to("cpu", torch.uint8).numpy())
         preds[run.name] = masks
         if progress:

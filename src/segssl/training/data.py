@@ -68,16 +68,23 @@ class _Unlabeled(Dataset):
     padding; `boxes` (for box-supervised methods) derives a box-prior map from the hidden mask.
     """
 
-    def __init__(self, source: DataSource, items: list[tuple[str, Sample]], transform, cache: DecodedCache,
-                 boxes: dict | None = None):
+    def __init__(
+        self,
+        source: DataSource,
+        items: list[tuple[str, Sample]],
+        transform,
+        cache: DecodedCache,
+        boxes: dict | None = None,
+    ):
         self.parts = {}
         for split, s in items:
             self.parts.setdefault(split, []).append(s)
         self.boxes = boxes
         self.ignore = source.info.ignore_index
-        self.datasets = [SegmentationDataset(source, sp, ss, transform, labels=boxes is not None, cache=cache,
-                                             valid_mask=True)
-                         for sp, ss in self.parts.items()]
+        self.datasets = [
+            SegmentationDataset(source, sp, ss, transform, labels=boxes is not None, cache=cache, valid_mask=True)
+            for sp, ss in self.parts.items()
+        ]
         self.index = [(k, i) for k, ds in enumerate(self.datasets) for i in range(len(ds))]
 
     def __len__(self) -> int:
@@ -99,8 +106,13 @@ class SegDataModule(pl.LightningDataModule):
         d = cfg["data"]
         self.cache = DecodedCache(rd.source, int(float(d.get("cache_gb", 6)) * 2**30))
         ign = rd.source.info.ignore_index
-        tf = train_transform(d["crop"], ignore_index=ign, base_size=d.get("base_size"), scale=d["scale"],
-                             color_jitter=float(d.get("color_jitter", 0.2)))
+        tf = train_transform(
+            d["crop"],
+            ignore_index=ign,
+            base_size=d.get("base_size"),
+            scale=d["scale"],
+            color_jitter=float(d.get("color_jitter", 0.2)),
+        )
         self.datasets: dict[str, Dataset] = {}
         if "labeled" in inputs:
             self.datasets["labeled"] = SegmentationDataset(rd.source, "train", rd.labeled, tf, cache=self.cache)
@@ -112,13 +124,20 @@ class SegDataModule(pl.LightningDataModule):
             if not rd.unlabeled:
                 raise DataError("this method needs unlabeled images, but --labeled leaves none (use a fraction < 1)")
             v = cfg.get("views") or {}
-            views = TwoViews(size=d["crop"], scale=v.get("scale", (0.3, 1.0)),
-                             color_jitter=v.get("color_jitter", 0.4), min_overlap=v.get("min_overlap", 0.3))
+            views = TwoViews(
+                size=d["crop"],
+                scale=v.get("scale", (0.3, 1.0)),
+                color_jitter=v.get("color_jitter", 0.4),
+                min_overlap=v.get("min_overlap", 0.3),
+            )
             self.datasets["views"] = TwoViewDataset(rd.source, rd.unlabeled, views, cache=self.cache)
         if "probe" in inputs and rd.labeled:
             self.datasets["probe"] = SegmentationDataset(rd.source, "train", rd.labeled, tf, cache=self.cache)
-        self.val_ds = (SegmentationDataset(rd.source, cfg["data"]["val_split"], rd.val, eval_transform(),
-                                           cache=self.cache) if rd.val else None)
+        self.val_ds = (
+            SegmentationDataset(rd.source, cfg["data"]["val_split"], rd.val, eval_transform(), cache=self.cache)
+            if rd.val
+            else None
+        )
 
     def _world(self) -> tuple[int, int]:
         t = self.trainer
@@ -126,8 +145,15 @@ class SegDataModule(pl.LightningDataModule):
 
     def _loader(self, ds: Dataset, sampler, batch_size: int, drop_last: bool) -> DataLoader:
         nw = int(self.cfg["data"].get("num_workers", 0))
-        return DataLoader(ds, batch_size=batch_size, sampler=sampler, num_workers=nw, drop_last=drop_last,
-                          persistent_workers=nw > 0, pin_memory=False)
+        return DataLoader(
+            ds,
+            batch_size=batch_size,
+            sampler=sampler,
+            num_workers=nw,
+            drop_last=drop_last,
+            persistent_workers=nw > 0,
+            pin_memory=False,
+        )
 
     def train_dataloader(self):
         rank, world = self._world()
@@ -145,5 +171,9 @@ class SegDataModule(pl.LightningDataModule):
         if self.val_ds is None:
             return []
         rank, world = self._world()
-        return self._loader(self.val_ds, ShardSampler(len(self.val_ds), rank, world),
-                            int(self.cfg["eval"].get("batch_size", 4)), drop_last=False)
+        return self._loader(
+            self.val_ds,
+            ShardSampler(len(self.val_ds), rank, world),
+            int(self.cfg["eval"].get("batch_size", 4)),
+            drop_last=False,
+        )

@@ -71,8 +71,11 @@ def build_trainer(cfg: dict, run_dir: Path, callbacks: list, has_val: bool, resu
         callbacks = [*callbacks, RichProgressBar(leave=True)]
     strategy = t.get("strategy", "auto")
     devices = t.get("devices", 1)
-    multi = devices == -1 or (isinstance(devices, int) and devices > 1) or (
-        isinstance(devices, (list, str)) and len(str(devices).split(",")) > 1)
+    multi = (
+        devices == -1
+        or (isinstance(devices, int) and devices > 1)
+        or (isinstance(devices, (list, str)) and len(str(devices).split(",")) > 1)
+    )
     # recipes may leave parts without gradient in a step (a probe head without labels, a stage-2
     # head during stage 1, encoder stages beyond encoder_depth): DDP must be told, or it errors out
     if multi and strategy in ("auto", "ddp", "ddp_spawn", "ddp_fork"):
@@ -133,8 +136,10 @@ def run_training(cfg: dict, run_dir: Path, *, resume: bool = False, evaluate: bo
         weak_splits = {sp for sp, _ in rd.unlabeled}
         for sp in sorted(weak_splits):
             if not source.has_labels(sp):
-                raise DataError(f"{source.root or source.name}/{sp}: method {cfg['method']} derives the weak "
-                                "set's boxes from masks, but the split has none")
+                raise DataError(
+                    f"{source.root or source.name}/{sp}: method {cfg['method']} derives the weak "
+                    "set's boxes from masks, but the split has none"
+                )
         used, need_labels = used | weak_splits, set(need_labels) | weak_splits
     ensure_valid(source, sorted(used), need_labels=need_labels)
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -150,8 +155,7 @@ def run_training(cfg: dict, run_dir: Path, *, resume: bool = False, evaluate: bo
         method = method.to(memory_format=torch.channels_last)
     module = MethodModule(method, cfg, channels_last=channels_last)
     ckpt_cb = AtomicCheckpoint(run_dir / "checkpoints")
-    trainer = build_trainer(cfg, run_dir, [ckpt_cb], has_val=dm.val_ds is not None,
-                            resume=ckpt_path is not None)
+    trainer = build_trainer(cfg, run_dir, [ckpt_cb], has_val=dm.val_ds is not None, resume=ckpt_path is not None)
     trainer.fit(module, datamodule=dm, ckpt_path=str(ckpt_path) if ckpt_path else None)
     if not (evaluate and trainer.is_global_zero):
         return {}

@@ -16,7 +16,13 @@ from torch.utils.data import Sampler
 
 class EpochSampler(Sampler[int]):
     def __init__(self, n: int, samples_per_rank: int, seed: int = 0, rank: int = 0, world: int = 1):
-        self.n, self.samples_per_rank, self.seed, self.rank, self.world = n, samples_per_rank, seed, rank, world
+        self.n, self.samples_per_rank, self.seed, self.rank, self.world = (
+            n,
+            samples_per_rank,
+            seed,
+            rank,
+            world,
+        )
         self.epoch = 0
 
     def set_epoch(self, epoch: int) -> None:

@@ -9,8 +9,18 @@ import torch
 from conftest import tiny_overrides
 from segssl.cli import main
 
-NAMES = ("supervised", "pseudo_label", "pi_model", "temporal_ensembling", "mean_teacher", "cutmix",
-         "classmix", "cps", "fixmatch", "unimatch")
+NAMES = (
+    "supervised",
+    "pseudo_label",
+    "pi_model",
+    "temporal_ensembling",
+    "mean_teacher",
+    "cutmix",
+    "classmix",
+    "cps",
+    "fixmatch",
+    "unimatch",
+)
 CONFIGS = [Path("configs/semi") / f"{n}.yaml" for n in NAMES]
 # validate and test on the 16 train images: the run's logic is the same and it is 7x cheaper
 FAST = {"data.val_split": "train", "data.test_split": "train", "train.val_every_steps": 4}
@@ -30,7 +40,20 @@ def test_config_trains_through_the_cli(cfg, tmp_path):
     if cfg.stem == "temporal_ensembling":  # the per-image ensemble is in the checkpoint, survives --resume
         state = torch.load(out / "checkpoints" / "last.ckpt", weights_only=True)["state_dict"]
         assert int(state["method.updates"].sum()) > 0
-        assert main(["train", "--config", str(out / "config.yaml"), "--resume", "--out", str(out),
-                     "--set", "train.max_steps=6"]) == 0
+        assert (
+            main(
+                [
+                    "train",
+                    "--config",
+                    str(out / "config.yaml"),
+                    "--resume",
+                    "--out",
+                    str(out),
+                    "--set",
+                    "train.max_steps=6",
+                ]
+            )
+            == 0
+        )
         resumed = torch.load(out / "checkpoints" / "last.ckpt", weights_only=True)["state_dict"]
         assert int(resumed["method.updates"].sum()) > int(state["method.updates"].sum())

@@ -33,13 +33,22 @@ def _batch(b: int = 2, size: int = 32, seed: int = 0, views: bool = False) -> di
     g = torch.Generator().manual_seed(seed)
     label = torch.randint(0, 3, (b, size, size), generator=g)
     label[:, :2] = 255  # a padded strip
-    out = {"labeled": {"image": torch.randn(b, 3, size, size, generator=g), "label": label,
-                       "index": torch.arange(b)},
-           "unlabeled": {"image": torch.randn(b, 3, size, size, generator=g), "index": torch.arange(b)}}
+    out = {
+        "labeled": {
+            "image": torch.randn(b, 3, size, size, generator=g),
+            "label": label,
+            "index": torch.arange(b),
+        },
+        "unlabeled": {"image": torch.randn(b, 3, size, size, generator=g), "index": torch.arange(b)},
+    }
     if views:
-        out["views"] = {"view1": out["unlabeled"]["image"], "view2": out["unlabeled"]["image"].flip(-1),
-                        "box1": torch.tensor([[0.0, 0.0, 1.0, 1.0]]).repeat(b, 1),
-                        "box2": torch.tensor([[1.0, 0.0, 0.0, 1.0]]).repeat(b, 1), "index": torch.arange(b)}
+        out["views"] = {
+            "view1": out["unlabeled"]["image"],
+            "view2": out["unlabeled"]["image"].flip(-1),
+            "box1": torch.tensor([[0.0, 0.0, 1.0, 1.0]]).repeat(b, 1),
+            "box2": torch.tensor([[1.0, 0.0, 0.0, 1.0]]).repeat(b, 1),
+            "index": torch.arange(b),
+        }
     return out
 
 
@@ -252,8 +261,7 @@ def test_cps_networks_differ_and_the_cps_term_crosses_their_argmaxes():
     valid = torch.cat((b["labeled"]["label"] != 255, torch.ones(2, 32, 32, dtype=torch.bool)))
     with torch.no_grad():
         l1, l2 = m.model(x), m.model2(x)
-    ce = (F.cross_entropy(l1, l2.argmax(1), reduction="none")
-          + F.cross_entropy(l2, l1.argmax(1), reduction="none"))
+    ce = F.cross_entropy(l1, l2.argmax(1), reduction="none") + F.cross_entropy(l2, l1.argmax(1), reduction="none")
     assert float(out.logs["loss_cps"]) == pytest.approx(float(ce[valid].mean()), rel=1e-5)
     m.train()
     mixed = _method("cps", cutmix=True).training_step(b, 0)
@@ -275,8 +283,9 @@ def test_unimatch_combines_its_four_terms_as_the_paper():
     m = _method("unimatch", threshold=0.0)
     out = m.training_step(_batch(), 0)
     lg = {k: float(v) for k, v in out.logs.items()}
-    assert float(out.loss) == pytest.approx((lg["loss_sup"] + 0.25 * lg["loss_s1"] + 0.25 * lg["loss_s2"]
-                                             + 0.5 * lg["loss_fp"]) / 2, rel=1e-6)
+    assert float(out.loss) == pytest.approx(
+        (lg["loss_sup"] + 0.25 * lg["loss_s1"] + 0.25 * lg["loss_s2"] + 0.5 * lg["loss_fp"]) / 2, rel=1e-6
+    )
     assert min(lg["loss_s1"], lg["loss_s2"], lg["loss_fp"]) > 0
     out.loss.backward()
     assert m.model.encoder.conv1.weight.grad is not None

@@ -23,8 +23,18 @@ from segssl.methods.base import build_method
 
 ROOT = Path(__file__).resolve().parents[3]
 TINY_MODEL = ["model.encoder_depth=3", "model.decoder_channels=[32,16,16]", "train.max_steps=10"]
-CCT_SMALL = {k: 1 for k in ("vat", "dropout", "cutout", "context_masking", "object_masking", "feature_drop",
-                            "feature_noise")}
+CCT_SMALL = {
+    k: 1
+    for k in (
+        "vat",
+        "dropout",
+        "cutout",
+        "context_masking",
+        "object_masking",
+        "feature_drop",
+        "feature_noise",
+    )
+}
 
 
 def make(method: str, **args):
@@ -38,10 +48,19 @@ def batch(nl: int = 3, nu: int = 4, size: int = 32, seed: int = 0, boxes: bool =
     lab[:, :3] = 255  # some ignored rows, like crop padding
     hidden = torch.randint(0, 6, (nu, size // 4, size // 4), generator=g)
     hidden = hidden.repeat_interleave(4, 1).repeat_interleave(4, 2)  # blobs, so boxes are not the whole crop
-    out = {"labeled": {"image": torch.randn(nl, 3, size, size, generator=g), "label": lab,
-                       "index": torch.arange(nl), "stem": [f"l{i}" for i in range(nl)]},
-           "unlabeled": {"image": torch.randn(nu, 3, size, size, generator=g), "index": torch.arange(nu),
-                         "stem": [f"u{i}" for i in range(nu)]}}
+    out = {
+        "labeled": {
+            "image": torch.randn(nl, 3, size, size, generator=g),
+            "label": lab,
+            "index": torch.arange(nl),
+            "stem": [f"l{i}" for i in range(nl)],
+        },
+        "unlabeled": {
+            "image": torch.randn(nu, 3, size, size, generator=g),
+            "index": torch.arange(nu),
+            "stem": [f"u{i}" for i in range(nu)],
+        },
+    }
     if boxes:
         out["unlabeled"]["boxes_map"] = batch_boxes_map(hidden, 6, 255, background=0)
     return out
@@ -294,8 +313,12 @@ def _patch_weak_boxes(monkeypatch, background):
             super().__init__(source, items, transform, cache, *args, **kwargs)
             for ds in self.datasets:
                 ds.labels = True
-            self.spec = {"num_classes": source.info.num_classes, "ignore_index": source.info.ignore_index,
-                         "background": background, "min_area": 1}
+            self.spec = {
+                "num_classes": source.info.num_classes,
+                "ignore_index": source.info.ignore_index,
+                "background": background,
+                "min_area": 1,
+            }
 
         def __getitem__(self, i):
             out = super().__getitem__(i)
@@ -310,8 +333,11 @@ CLI_CASES = {  # config, extra overrides (tiny sizes), a train/ log only the met
     "cct": ("cct.yaml", {f"method_args.{k}": v for k, v in CCT_SMALL.items()}, "loss_unsup"),
     "ael": ("ael.yaml", {}, "loss_unsup"),
     "gct": ("gct.yaml", {"method_args.fd_channels": 8}, "loss_dc"),
-    "zhao_contrastive": ("zhao_contrastive.yaml", {"method_args.semi": "true", "method_args.threshold": 0.0},
-                         "loss_contrast_unlabeled"),
+    "zhao_contrastive": (
+        "zhao_contrastive.yaml",
+        {"method_args.semi": "true", "method_args.threshold": 0.0},
+        "loss_contrast_unlabeled",
+    ),
     "self_correcting": ("self_correcting.yaml", {"method_args.ancillary_fraction": 0.5}, "loss_weak"),
 }
 FAST = {"train.max_steps": 3, "train.val_every_steps": 3, "train.epoch_steps": 3, "train.log_every_steps": 1}
@@ -324,8 +350,18 @@ def test_cli_train_every_config(case, tmp_path, monkeypatch):
         _patch_weak_boxes(monkeypatch, background=None)
     out = tmp_path / "run"
     sets = sum((["--set", o] for o in tiny_overrides(**FAST, **extra)), [])
-    rc = main(["train", "--config", str(ROOT / "configs" / "semi" / cfg_name), "--labeled", "1/4",
-               "--out", str(out), *sets])
+    rc = main(
+        [
+            "train",
+            "--config",
+            str(ROOT / "configs" / "semi" / cfg_name),
+            "--labeled",
+            "1/4",
+            "--out",
+            str(out),
+            *sets,
+        ]
+    )
     assert rc == 0
     metrics = json.loads((out / "metrics.json").read_text())
     assert 0.0 <= metrics["miou"] <= 100.0 and metrics["num_images"] > 0

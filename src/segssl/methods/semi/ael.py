@@ -78,8 +78,7 @@ class AEL(TeacherStudent):
         for k in ("threshold", "bank_momentum", "cutmix_area", "copy_paste_prob"):
             check_range(k, a[k], 0.0, 1.0)
         if a["copy_paste_target"] not in ("labeled", "unlabeled"):
-            raise SegsslError(f"method_args.copy_paste_target={a['copy_paste_target']}: "
-                              "must be labeled or unlabeled")
+            raise SegsslError(f"method_args.copy_paste_target={a['copy_paste_target']}: must be labeled or unlabeled")
         k = info.num_classes
         self.register_buffer("bank", torch.zeros(k))
         self.register_buffer("seen", torch.zeros(k, dtype=torch.bool))
@@ -96,8 +95,14 @@ class AEL(TeacherStudent):
             return torch.zeros(0, dtype=torch.long)
         return torch.unique(torch.multinomial(p, n, replacement=True))
 
-    def _copy_paste(self, img: torch.Tensor, lab: torch.Tensor, src_img: torch.Tensor, src_lab: torch.Tensor,
-                    classes: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def _copy_paste(
+        self,
+        img: torch.Tensor,
+        lab: torch.Tensor,
+        src_img: torch.Tensor,
+        src_lab: torch.Tensor,
+        classes: torch.Tensor,
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Paste `classes` pixels of src onto each image with probability copy_paste_prob; also returns
         the (B, H, W) mask of pasted pixels."""
         p = float(self.a["copy_paste_prob"])
@@ -142,8 +147,9 @@ class AEL(TeacherStudent):
     def _consistency(self, logits: torch.Tensor, pseudo: torch.Tensor, conf: torch.Tensor) -> torch.Tensor:
         keep = None
         if self.a["sampling"]:
-            keep = equalization_mask(pseudo, equalization_rates(self.bank, float(self.a["beta"])),
-                                     self.info.ignore_index)
+            keep = equalization_mask(
+                pseudo, equalization_rates(self.bank, float(self.a["beta"])), self.info.ignore_index
+            )
         return reweighted_ce(logits, pseudo, conf, float(self.a["gamma"]), keep, self.info.ignore_index)
 
     def _pseudo(self, teacher_logits: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -186,8 +192,11 @@ class AEL(TeacherStudent):
             conf = torch.where(pasted, torch.ones_like(conf), conf)
         pseudo = torch.where(valid, pseudo, torch.full_like(pseudo, ign))
         loss_u = self._consistency(self.model(xu), pseudo, conf)
-        logs = {"loss_sup": loss_sup.detach(), "loss_unsup": loss_u.detach(),
-                "conf_bank_mean": self.bank[self.seen].mean() if self.seen.any() else torch.zeros(())}
+        logs = {
+            "loss_sup": loss_sup.detach(),
+            "loss_unsup": loss_u.detach(),
+            "conf_bank_mean": self.bank[self.seen].mean() if self.seen.any() else torch.zeros(()),
+        }
         if t_l is not None:
             pl, cl = self._pseudo(t_l)
             pl = torch.where(yl == ign, torch.full_like(pl, ign), pl)  # not on crop padding / void
@@ -196,4 +205,3 @@ class AEL(TeacherStudent):
             logs["loss_cons_labeled"] = loss_cl.detach()
         loss = loss_sup + float(self.a["unsup_weight"]) * loss_u
         return StepOutput(loss, logs)
-

@@ -42,8 +42,13 @@ class CCT(SemiMethod):
         "confidence": None,  # null, or only target pixels with max prob > this count (paper's suppl.)
         "aux_level": -1,  # index into the encoder pyramid of the perturbed features z (-1 = deepest)
         # number of auxiliary decoders per perturbation (paper's counts; K = 30)
-        "vat": 2, "dropout": 6, "cutout": 6, "context_masking": 2, "object_masking": 2,
-        "feature_drop": 6, "feature_noise": 6,
+        "vat": 2,
+        "dropout": 6,
+        "cutout": 6,
+        "context_masking": 2,
+        "object_masking": 2,
+        "feature_drop": 6,
+        "feature_noise": 6,
         "drop_rate": 0.5,  # spatial dropout rate (paper: 0.5)
         "uniform_range": 0.3,  # F-Noise N ~ U(-0.3, 0.3)
         "erase": 0.4,  # guided cutout: erased box side = 0.4 x the object's box side
@@ -68,8 +73,7 @@ class CCT(SemiMethod):
             feats = self.model.encoder(torch.zeros(1, 3, size, size))
             self.model.train(was)
         if not -len(feats) < self.level < len(feats) or self.level % len(feats) == 0:
-            raise SegsslError(f"method_args.aux_level={self.level}: must index an encoder level "
-                              f"1..{len(feats) - 1}")
+            raise SegsslError(f"method_args.aux_level={self.level}: must index an encoder level 1..{len(feats) - 1}")
         z = feats[self.level]
         channels, upscale = int(z.shape[1]), size // int(z.shape[-1])
         decoders = []
@@ -77,9 +81,15 @@ class CCT(SemiMethod):
             n = int(a[kind])
             if n < 0:
                 raise SegsslError(f"method_args.{kind}={n}: the number of auxiliary decoders must be >= 0")
-            opts = {"drop_rate": float(a["drop_rate"]), "uniform_range": float(a["uniform_range"]),
-                    "erase": float(a["erase"]), "xi": float(a["xi"]), "eps": float(a["eps"]),
-                    "background": a["background"], "cutout_min_area": int(a["cutout_min_area"])}
+            opts = {
+                "drop_rate": float(a["drop_rate"]),
+                "uniform_range": float(a["uniform_range"]),
+                "erase": float(a["erase"]),
+                "xi": float(a["xi"]),
+                "eps": float(a["eps"]),
+                "background": a["background"],
+                "cutout_min_area": int(a["cutout_min_area"]),
+            }
             decoders += [CCTAuxDecoder(kind, channels, info.num_classes, upscale, **opts) for _ in range(n)]
         if not decoders:
             raise SegsslError("method_args: cct needs at least one auxiliary decoder (all counts are 0)")
@@ -108,9 +118,9 @@ class CCT(SemiMethod):
         z = feats[self.level]
         aux = [dec(z, pred)[..., :h, :w] for dec in self.aux]
         conf = self.a["confidence"]
-        loss_unsup = cct_unsupervised_loss(aux, target, None if conf is None else float(conf),
-                                           valid=unlabeled_valid(unl, x))
+        loss_unsup = cct_unsupervised_loss(
+            aux, target, None if conf is None else float(conf), valid=unlabeled_valid(unl, x)
+        )
         w_u = float(self.a["unsup_weight"]) * self.ramp(step)
         loss = loss_sup + w_u * loss_unsup
-        return StepOutput(loss, {"loss_sup": loss_sup.detach(), "loss_unsup": loss_unsup.detach(),
-                                 "w_unsup": w_u})
+        return StepOutput(loss, {"loss_sup": loss_sup.detach(), "loss_unsup": loss_unsup.detach(), "w_unsup": w_u})

@@ -27,8 +27,9 @@ class ClassMix(TeacherStudent):
     def __init__(self, cfg, info):
         super().__init__(cfg, info)
         self.threshold = check_range("threshold", self.a["threshold"], 0.0, 1.0)
-        self.strong = StrongAug(jitter=(0.25, 0.25, 0.25, 0.25), jitter_p=0.8, gray_p=0.0, blur_p=0.5,
-                                blur_sigma=(0.15, 1.15))
+        self.strong = StrongAug(
+            jitter=(0.25, 0.25, 0.25, 0.25), jitter_p=0.8, gray_p=0.0, blur_p=0.5, blur_sigma=(0.15, 1.15)
+        )
 
     def segmenter(self):
         return self.model

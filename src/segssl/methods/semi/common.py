@@ -131,8 +131,9 @@ def unlabeled_valid(batch: dict, like: torch.Tensor) -> torch.Tensor:
     return v.to(device=like.device, dtype=torch.bool)
 
 
-def noisy_forward(model: SegModel, x: torch.Tensor, *, noise_std: float = 0.0, dropout: float = 0.0,
-                  flip: bool = False) -> torch.Tensor:
+def noisy_forward(
+    model: SegModel, x: torch.Tensor, *, noise_std: float = 0.0, dropout: float = 0.0, flip: bool = False
+) -> torch.Tensor:
     """Logits of one stochastic pass: the Pi-model's augmentation + noise + dropout (Laine & Aila Sec. 2.1).
 
     A random per-sample horizontal flip (undone on the output, so pixels stay aligned),
@@ -155,8 +156,9 @@ def noisy_forward(model: SegModel, x: torch.Tensor, *, noise_std: float = 0.0, d
     return logits
 
 
-def feature_perturbed_forward(model: SegModel, x: torch.Tensor, start: int, p: float = 0.5
-                              ) -> tuple[torch.Tensor, torch.Tensor]:
+def feature_perturbed_forward(
+    model: SegModel, x: torch.Tensor, start: int, p: float = 0.5
+) -> tuple[torch.Tensor, torch.Tensor]:
     """UniMatch's feature perturbation (Yang et al. CVPR 2023, stream L_fp): logits of x and of x[start:]
     decoded from encoder features under channel dropout (Dropout2d(p) on every encoder level).
 
@@ -166,8 +168,7 @@ def feature_perturbed_forward(model: SegModel, x: torch.Tensor, start: int, p: f
     h, w = x.shape[-2:]
     xp, _, _ = model._pad(x)
     feats = model.encoder(xp)
-    perturbed = [f[start:] if i == 0 else F.dropout2d(f[start:], p=p, training=True)
-                 for i, f in enumerate(feats)]
+    perturbed = [f[start:] if i == 0 else F.dropout2d(f[start:], p=p, training=True) for i, f in enumerate(feats)]
     d = model.decoder([torch.cat((f, g)) for f, g in zip(feats, perturbed, strict=True)])
     logits = _to_size(model.head(d), h, w, model.stride)
     n = x.shape[0]

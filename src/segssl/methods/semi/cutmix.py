@@ -25,8 +25,16 @@ class CutMixConsistency(TeacherStudent):
     p 0.8, grayscale p 0.2) and the teacher sees them as loaded. The teacher is evaluated/exported.
     """
 
-    defaults = {"mask": "cutmix", "prop_range": None, "n_boxes": 1, "ema": 0.99, "weight": 1.0,
-                "threshold": 0.97, "conf_per_pixel": False, "color": True}
+    defaults = {
+        "mask": "cutmix",
+        "prop_range": None,
+        "n_boxes": 1,
+        "ema": 0.99,
+        "weight": 1.0,
+        "threshold": 0.97,
+        "conf_per_pixel": False,
+        "color": True,
+    }
 
     def __init__(self, cfg, info):
         super().__init__(cfg, info)
@@ -70,5 +78,4 @@ class CutMixConsistency(TeacherStudent):
         weight = conf_weight if region is None else conf_weight * region
         cons = softmax_mse(logits[nl:], target, weight=weight, valid=valid, class_reduction="sum")
         loss = sup + float(self.a["weight"]) * cons
-        return StepOutput(loss, {"loss_sup": sup.detach(), "loss_cons": cons.detach(),
-                                 "conf_ratio": confident.mean()})
+        return StepOutput(loss, {"loss_sup": sup.detach(), "loss_cons": cons.detach(), "conf_ratio": confident.mean()})

@@ -36,8 +36,12 @@ class WeakToStrong(SemiMethod):
         b, h, w = xu.shape[0], *xu.shape[-2:]
         xs = self.strong(xu)
         box = cutmix_boxes(b, h, w, p=self.cutmix_p).to(xu.device)
-        return (mix(xs, partner(xs), box), mix(labels, partner(labels), box), mix(conf, partner(conf), box),
-                mix(valid, partner(valid), box))
+        return (
+            mix(xs, partner(xs), box),
+            mix(labels, partner(labels), box),
+            mix(conf, partner(conf), box),
+            mix(valid, partner(valid), box),
+        )
 
     def unsup_ce(self, logits: torch.Tensor, labels: torch.Tensor, conf: torch.Tensor, valid: torch.Tensor):
         """UniMatch's L_u: CE on pixels with confidence >= tau, averaged over all valid pixels."""
@@ -62,5 +66,11 @@ class FixMatch(WeakToStrong):
             xs, ys, cs, vs = self.strong_view(xu, labels, conf, unlabeled_valid(ub, xu))
         unsup = self.unsup_ce(self.model(xs), ys, cs, vs)
         loss = (sup + float(self.a["weight"]) * unsup) / 2
-        return StepOutput(loss, {"loss_sup": sup.detach(), "loss_unsup": unsup.detach(),
-                                 "conf_ratio": (conf >= self.threshold).float().mean()})
+        return StepOutput(
+            loss,
+            {
+                "loss_sup": sup.detach(),
+                "loss_unsup": unsup.detach(),
+                "conf_ratio": (conf >= self.threshold).float().mean(),
+            },
+        )

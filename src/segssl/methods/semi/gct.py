@@ -100,8 +100,9 @@ class GCT(SemiMethod):
         gt1 = flaw_target(p1[:nl].detach(), yl, ign, mu, nu)
         gt2 = flaw_target(p2[:nl].detach(), yl, ign, mu, nu)
         vl = (yl != ign).unsqueeze(1)
-        loss_fd = float(a["fd_weight"]) * 0.5 * (flaw_detector_loss(f1[:nl], gt1, vl)
-                                                  + flaw_detector_loss(f2[:nl], gt2, vl))
+        loss_fd = (
+            float(a["fd_weight"]) * 0.5 * (flaw_detector_loss(f1[:nl], gt1, vl) + flaw_detector_loss(f2[:nl], gt2, vl))
+        )
 
         h1 = process_flawmap(f1.detach(), float(a["flaw_clip"]))
         h2 = process_flawmap(f2.detach(), float(a["flaw_clip"]))
@@ -115,8 +116,9 @@ class GCT(SemiMethod):
             logs["loss_dc"] = dc.detach()
         if a["mode"] in ("gct", "fc"):
             mask = both_bad if a["mode"] == "gct" else None
-            fc = (flaw_correction_loss(self._frozen_flaw(x, p1), mask, valid)
-                  + flaw_correction_loss(self._frozen_flaw(x, p2), mask, valid))
+            fc = flaw_correction_loss(self._frozen_flaw(x, p1), mask, valid) + flaw_correction_loss(
+                self._frozen_flaw(x, p2), mask, valid
+            )
             fc = float(a["fc_weight"]) * fc
             loss = loss + fc
             logs["loss_fc"] = fc.detach()

@@ -28,8 +28,9 @@ class PiModel(SemiMethod):
         self.dropout = check_range("dropout", self.a["dropout"], 0.0, 0.95)
 
     def _pass(self, x: torch.Tensor) -> torch.Tensor:
-        return noisy_forward(self.model, x, noise_std=float(self.a["noise"]), dropout=self.dropout,
-                             flip=bool(self.a["flip"]))
+        return noisy_forward(
+            self.model, x, noise_std=float(self.a["noise"]), dropout=self.dropout, flip=bool(self.a["flip"])
+        )
 
     def training_step(self, batch, step):
         lb, ub = batch["labeled"], batch["unlabeled"]

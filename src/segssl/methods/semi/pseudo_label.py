@@ -77,5 +77,12 @@ class PseudoLabel(SemiMethod):
         sup = self.supervised_loss(logits[:nl], lb["label"])
         pl = cross_entropy(logits[nl:], target, ign)
         loss = sup + float(self.a["weight"]) * pl
-        return StepOutput(loss, {"loss_sup": sup.detach(), "loss_pl": pl.detach(),
-                                 "pl_ratio": keep.float().mean(), "round": float(r)})
+        return StepOutput(
+            loss,
+            {
+                "loss_sup": sup.detach(),
+                "loss_pl": pl.detach(),
+                "pl_ratio": keep.float().mean(),
+                "round": float(r),
+            },
+        )

@@ -64,25 +64,28 @@ class SelfCorrecting(SemiMethod):
                 raise SegsslError(f"method_args.{k}={a[k]}: must be >= 0")
         bg = a["background"]
         if bg is not None and not 0 <= int(bg) < info.num_classes:
-            raise SegsslError(f"method_args.background={bg}: not a class index "
-                              f"(0..{info.num_classes - 1}) or null")
+            raise SegsslError(f"method_args.background={bg}: not a class index (0..{info.num_classes - 1}) or null")
         self.model = self.build_model()  # primary
         self.ancillary = BoxAttentionSegModel(self.build_model(), info.num_classes)
-        self.corrector = (ConvSelfCorrection(info.num_classes, int(a["conv_hidden"]))
-                          if a["correction"] == "conv" else None)
+        self.corrector = (
+            ConvSelfCorrection(info.num_classes, int(a["conv_hidden"])) if a["correction"] == "conv" else None
+        )
         self.ancillary_steps = int(round(float(a["ancillary_fraction"]) * self.max_steps))
 
     def weak_box_spec(self) -> dict:
         """How the data module derives the weak set's `boxes_map` (kwargs of boxes_map_from_mask)."""
-        return {"num_classes": self.info.num_classes, "ignore_index": self.info.ignore_index,
-                "background": self.a["background"], "min_area": int(self.a["box_min_area"])}
+        return {
+            "num_classes": self.info.num_classes,
+            "ignore_index": self.info.ignore_index,
+            "background": self.a["background"],
+            "min_area": int(self.a["box_min_area"]),
+        }
 
     def _labeled_boxes(self, lb: dict) -> torch.Tensor:
         if "boxes_map" in lb:
             return lb["boxes_map"]
         s = self.weak_box_spec()
-        return batch_boxes_map(lb["label"], s["num_classes"], s["ignore_index"], s["background"],
-                               s["min_area"])
+        return batch_boxes_map(lb["label"], s["num_classes"], s["ignore_index"], s["background"], s["min_area"])
 
     def _halves(self, lb: dict) -> tuple[torch.Tensor, torch.Tensor]:
         """(ancillary rows, corrector rows) of the labeled batch."""
@@ -112,8 +115,10 @@ class SelfCorrecting(SemiMethod):
             return StepOutput(sup + anc, logs)
 
         if "boxes_map" not in ub:
-            raise SegsslError("method self_correcting: the unlabeled batch has no 'boxes_map' (the data "
-                              "module must derive weak-set boxes for methods with needs_weak_boxes)")
+            raise SegsslError(
+                "method self_correcting: the unlabeled batch has no 'boxes_map' (the data "
+                "module must derive weak-set boxes for methods with needs_weak_boxes)"
+            )
         self.ancillary.eval()  # frozen: deployed behaviour, BN running statistics
         xu = ub["image"]
         with torch.no_grad():
@@ -121,8 +126,13 @@ class SelfCorrecting(SemiMethod):
         logits_u = self.model(xu)
         loss = sup
         if self.corrector is None:
-            alpha = alpha_schedule(step, self.ancillary_steps, self.max_steps, float(self.a["alpha_start"]),
-                                   float(self.a["alpha_end"]))
+            alpha = alpha_schedule(
+                step,
+                self.ancillary_steps,
+                self.max_steps,
+                float(self.a["alpha_start"]),
+                float(self.a["alpha_end"]),
+            )
             q = linear_self_correction(logits_u, anc_u, alpha)
             logs["alpha"] = alpha
         else:

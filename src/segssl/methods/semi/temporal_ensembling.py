@@ -78,8 +78,7 @@ class TemporalEnsembling(SemiMethod):
                 setattr(self, name, torch.zeros(saved.shape, dtype=saved.dtype, device=dev))
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
-    def targets(self, index: torch.Tensor, box: torch.Tensor, h: int, w: int
-                ) -> tuple[torch.Tensor, torch.Tensor]:
+    def targets(self, index: torch.Tensor, box: torch.Tensor, h: int, w: int) -> tuple[torch.Tensor, torch.Tensor]:
         """(B, K, h, w) bias-corrected ensemble at the crop's pixels and (B, h, w) where one exists."""
         z = self.ensemble[index].float() / 255.0
         t = self.updates[index].float()
@@ -88,8 +87,12 @@ class TemporalEnsembling(SemiMethod):
         zhat = torch.where(seen.unsqueeze(1), z / corr.clamp_min(1e-6).unsqueeze(1), torch.zeros_like(z))
         coords = pixel_coords(box.float(), h, w) * 2 - 1  # (B, h, w, 2) in grid_sample's [-1, 1]
         target = F.grid_sample(zhat, coords, mode="bilinear", padding_mode="border", align_corners=False)
-        avail = F.grid_sample(seen.float().unsqueeze(1), coords, mode="bilinear", padding_mode="border",
-                              align_corners=False)[:, 0] > 0.999
+        avail = (
+            F.grid_sample(
+                seen.float().unsqueeze(1), coords, mode="bilinear", padding_mode="border", align_corners=False
+            )[:, 0]
+            > 0.999
+        )
         target = target / target.sum(dim=1, keepdim=True).clamp_min(1e-6)  # undo uint8 rounding drift
         return target, avail
 
@@ -112,8 +115,13 @@ class TemporalEnsembling(SemiMethod):
             small = F.adaptive_avg_pool2d(prob[b : b + 1].float(), (r1 - r0, c1 - c0))  # ~ one pixel per cell
             gx = (2 * u[c0:c1] - 1).view(1, -1).expand(r1 - r0, -1)
             gy = (2 * v[r0:r1] - 1).view(-1, 1).expand(-1, c1 - c0)
-            z = F.grid_sample(small, torch.stack((gx, gy), dim=-1)[None], mode="bilinear",
-                              padding_mode="border", align_corners=False)[0]
+            z = F.grid_sample(
+                small,
+                torch.stack((gx, gy), dim=-1)[None],
+                mode="bilinear",
+                padding_mode="border",
+                align_corners=False,
+            )[0]
             i = int(index[b])
             old = self.ensemble[i, :, r0:r1, c0:c1].float() / 255.0
             self.ensemble[i, :, r0:r1, c0:c1] = ((a * old + (1 - a) * z) * 255.0).round().clamp(0, 255).byte()
@@ -124,14 +132,19 @@ class TemporalEnsembling(SemiMethod):
         x, box, index = vb["view1"], vb["box1"], vb["index"].long()
         self._grow(int(index.max()) + 1)
         nl = lb["image"].shape[0]
-        z = noisy_forward(self.model, torch.cat((lb["image"], x)), noise_std=float(self.a["noise"]),
-                          dropout=self.dropout)
+        z = noisy_forward(
+            self.model, torch.cat((lb["image"], x)), noise_std=float(self.a["noise"]), dropout=self.dropout
+        )
         sup = self.supervised_loss(z[:nl], lb["label"])
         zu = z[nl:]
         target, avail = self.targets(index, box, *x.shape[-2:])
         cons = softmax_mse(zu, target, valid=avail)
         self.update(index, box, zu.detach().float().softmax(dim=1))
         w = float(self.a["weight"]) * self.ramp(step)
-        logs = {"loss_sup": sup.detach(), "loss_cons": cons.detach(), "cons_weight": w,
-                "target_coverage": avail.float().mean()}
+        logs = {
+            "loss_sup": sup.detach(),
+            "loss_cons": cons.detach(),
+            "cons_weight": w,
+            "target_coverage": avail.float().mean(),
+        }
         return StepOutput(sup + w * cons, logs)

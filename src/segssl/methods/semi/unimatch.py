@@ -33,8 +33,9 @@ class UniMatch(WeakToStrong):
     def training_step(self, batch, step):
         lb, ub = batch["labeled"], batch["unlabeled"]
         nl, xu = lb["image"].shape[0], ub["image"]
-        logits, logits_fp = feature_perturbed_forward(self.model, torch.cat((lb["image"], xu)), start=nl,
-                                                      p=self.fp_dropout)
+        logits, logits_fp = feature_perturbed_forward(
+            self.model, torch.cat((lb["image"], xu)), start=nl, p=self.fp_dropout
+        )
         sup = self.supervised_loss(logits[:nl], lb["label"])
         labels, conf, _ = confident_pseudo_labels(logits[nl:], self.threshold)
         valid = unlabeled_valid(ub, xu)
@@ -46,6 +47,11 @@ class UniMatch(WeakToStrong):
         l_fp = self.unsup_ce(logits_fp, labels, conf, valid)
         mu, lam = float(self.a["strong_weight"]), float(self.a["fp_weight"])
         loss = (sup + mu * (l_s1 + l_s2) / 2 + lam * l_fp) / 2
-        logs = {"loss_sup": sup.detach(), "loss_s1": l_s1.detach(), "loss_s2": l_s2.detach(),
-                "loss_fp": l_fp.detach(), "conf_ratio": (conf >= self.threshold).float().mean()}
+        logs = {
+            "loss_sup": sup.detach(),
+            "loss_s1": l_s1.detach(),
+            "loss_s2": l_s2.detach(),
+            "loss_fp": l_fp.detach(),
+            "conf_ratio": (conf >= self.threshold).float().mean(),
+        }
         return StepOutput(loss, logs)

@@ -65,8 +65,9 @@ class ZhaoContrastive(SemiMethod):
         jit = a["jitter"]
         if not (isinstance(jit, (list, tuple)) and len(jit) == 4):
             raise SegsslError(f"method_args.jitter={jit}: expected [brightness, contrast, saturation, hue]")
-        self.distort = StrongAug(jitter=tuple(float(v) for v in jit), jitter_p=1.0, gray_p=0.0,
-                                 blur_p=float(a["blur_p"]))
+        self.distort = StrongAug(
+            jitter=tuple(float(v) for v in jit), jitter_p=1.0, gray_p=0.0, blur_p=float(a["blur_p"])
+        )
         self.model = self.build_model()
         self.proj = ProjectionHead(self.model.feature_dim, int(a["proj_dim"]), a["proj_hidden"])
         self.probe = nn.Conv2d(self.model.feature_dim, info.num_classes, kernel_size=1)  # stage-1 classifier

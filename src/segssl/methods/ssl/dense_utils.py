@@ -14,8 +14,9 @@ def resolve_args(defaults: dict, given: dict, method: str) -> dict:
     """`method_args` over the method's defaults; a misspelt key fails loudly instead of being ignored."""
     unknown = sorted(set(given) - set(defaults))
     if unknown:
-        raise SegsslError(f"method_args.{unknown[0]}: unknown for method {method} "
-                          f"(known: {', '.join(sorted(defaults))})")
+        raise SegsslError(
+            f"method_args.{unknown[0]}: unknown for method {method} (known: {', '.join(sorted(defaults))})"
+        )
     return {**defaults, **given}
 
 

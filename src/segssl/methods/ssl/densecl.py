@@ -72,8 +72,7 @@ class DenseCL(DensePretrainMethod):
         if a["dense_source"] not in ("decoder", "encoder"):
             raise SegsslError(f"method_args.dense_source={a['dense_source']}: expected decoder or encoder")
         if a["momentum_schedule"] not in ("constant", "cosine"):
-            raise SegsslError(f"method_args.momentum_schedule={a['momentum_schedule']}: "
-                              "expected constant or cosine")
+            raise SegsslError(f"method_args.momentum_schedule={a['momentum_schedule']}: expected constant or cosine")
         self.a = a
         enc_c = encoder_channels(self.model)
         dense_c = self.model.feature_dim if a["dense_source"] == "decoder" else enc_c

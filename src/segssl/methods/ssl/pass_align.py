@@ -63,8 +63,12 @@ def pixel_projector(c_in: int, hidden: int, dim: int, layers: int = 3) -> nn.Mod
 
 def pixel_predictor(dim: int, hidden: int) -> nn.Module:
     """SimSiam/PASS predictor: 1x1 conv-BN-ReLU-1x1 conv."""
-    return nn.Sequential(nn.Conv2d(dim, hidden, 1, bias=False), nn.BatchNorm2d(hidden), nn.ReLU(inplace=True),
-                         nn.Conv2d(hidden, dim, 1))
+    return nn.Sequential(
+        nn.Conv2d(dim, hidden, 1, bias=False),
+        nn.BatchNorm2d(hidden),
+        nn.ReLU(inplace=True),
+        nn.Conv2d(hidden, dim, 1),
+    )
 
 
 @register("pass_align")
@@ -97,23 +101,33 @@ class PassAlign(DensePretrainMethod):
         blocks = self._blocks()
         if blocks is None:
             arch = self.cfg["model"].get("arch")
-            raise SegsslError(f"method_args.shallow={shallow}: model.arch={arch} has no decoder block list "
-                              "to supervise; set method_args.shallow=[]")
+            raise SegsslError(
+                f"method_args.shallow={shallow}: model.arch={arch} has no decoder block list "
+                "to supervise; set method_args.shallow=[]"
+            )
         n = len(blocks)
         out = []
         for i in shallow:
             j = int(i) % n if -n <= int(i) < n else None
             if j is None or j == n - 1:
-                raise SegsslError(f"method_args.shallow: {i} is not an intermediate decoder block "
-                                  f"(the decoder has {n}; the last one is the deep level)")
+                raise SegsslError(
+                    f"method_args.shallow: {i} is not an intermediate decoder block "
+                    f"(the decoder has {n}; the last one is the deep level)"
+                )
             out.append(j)
         return sorted(set(out))
 
     @contextlib.contextmanager
     def _capture(self, store: dict):
         blocks = self._blocks()
-        handles = [blocks[i].register_forward_hook(lambda _m, _in, out, i=i: store.__setitem__(i, out))
-                   for i in self.shallow_idx] if blocks is not None else []
+        handles = (
+            [
+                blocks[i].register_forward_hook(lambda _m, _in, out, i=i: store.__setitem__(i, out))
+                for i in self.shallow_idx
+            ]
+            if blocks is not None
+            else []
+        )
         try:
             yield store
         finally:

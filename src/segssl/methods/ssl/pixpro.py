@@ -66,14 +66,22 @@ ALLPAIRS_ARGS: dict = {
 
 def _mlp2d(c_in: int, hidden: int, c_out: int) -> nn.Sequential:
     """Per-pixel MLP as 1x1 convs (PixPro's projector): conv-BN-ReLU-conv."""
-    return nn.Sequential(nn.Conv2d(c_in, hidden, 1, bias=False), nn.BatchNorm2d(hidden),
-                         nn.ReLU(inplace=True), nn.Conv2d(hidden, c_out, 1))
+    return nn.Sequential(
+        nn.Conv2d(c_in, hidden, 1, bias=False),
+        nn.BatchNorm2d(hidden),
+        nn.ReLU(inplace=True),
+        nn.Conv2d(hidden, c_out, 1),
+    )
 
 
 def _mlp1d(c_in: int, hidden: int, c_out: int) -> nn.Sequential:
     """BYOL's projector/predictor MLP: linear-BN-ReLU-linear."""
-    return nn.Sequential(nn.Linear(c_in, hidden, bias=False), nn.BatchNorm1d(hidden), nn.ReLU(inplace=True),
-                         nn.Linear(hidden, c_out))
+    return nn.Sequential(
+        nn.Linear(c_in, hidden, bias=False),
+        nn.BatchNorm1d(hidden),
+        nn.ReLU(inplace=True),
+        nn.Linear(hidden, c_out),
+    )
 
 
 def value_transform(dim: int, layers: int) -> nn.Module:
@@ -96,8 +104,10 @@ class _PixProBase(DensePretrainMethod):
         super().__init__(cfg, info)
         unknown = set(self.args) - set(self.defaults)
         if unknown:
-            raise SegsslError(f"method_args: unknown key(s) {', '.join(sorted(unknown))} for method "
-                              f"{cfg.get('method')} (known: {', '.join(sorted(self.defaults))})")
+            raise SegsslError(
+                f"method_args: unknown key(s) {', '.join(sorted(unknown))} for method "
+                f"{cfg.get('method')} (known: {', '.join(sorted(self.defaults))})"
+            )
         self.args = {**self.defaults, **self.args}
         a = self.args
         c, d = self.model.feature_dim, int(a["proj_dim"])
@@ -105,14 +115,12 @@ class _PixProBase(DensePretrainMethod):
         self.w_pixpro, self.w_contrast = float(a["pixpro_weight"]), float(a["pixcontrast_weight"])
         self.w_instance = float(a["instance_weight"])
         if self.w_pixpro <= 0 and self.w_contrast <= 0:
-            raise SegsslError("method_args: pixpro_weight and pixcontrast_weight are both 0 "
-                              "(nothing to learn)")
+            raise SegsslError("method_args: pixpro_weight and pixcontrast_weight are both 0 (nothing to learn)")
         # modules only exist when used, so no parameter is left without a gradient (DDP-safe)
         self.ppm_value = value_transform(d, int(a["ppm_layers"])) if self.w_pixpro > 0 else None
         if self.w_instance > 0:
             if int(cfg["data"]["batch_size"]) < 2:
-                raise SegsslError("method_args.instance_weight > 0 needs data.batch_size >= 2 "
-                                  "(BatchNorm in its MLPs)")
+                raise SegsslError("method_args.instance_weight > 0 needs data.batch_size >= 2 (BatchNorm in its MLPs)")
             hid = int(a["instance_hidden"])
             self.inst_projector = _mlp1d(c, hid, d)
             self.inst_predictor = _mlp1d(d, hid, d)
@@ -130,8 +138,7 @@ class _PixProBase(DensePretrainMethod):
         self.m = cosine_momentum(step, max_steps, base=float(self.args["momentum"]))
         self.momentum.update(self._online(), self.m)
 
-    def _instance_terms(self, f1: torch.Tensor, f2: torch.Tensor, mf1: torch.Tensor,
-                        mf2: torch.Tensor) -> torch.Tensor:
+    def _instance_terms(self, f1: torch.Tensor, f2: torch.Tensor, mf1: torch.Tensor, mf2: torch.Tensor) -> torch.Tensor:
         """Instance branch: predictor(projector(pool(online))) vs momentum projector(pool(momentum))."""
         q1 = self.inst_predictor(self.inst_projector(f1.mean((2, 3))))
         q2 = self.inst_predictor(self.inst_projector(f2.mean((2, 3))))
@@ -169,9 +176,16 @@ class PixPro(_PixProBase):
         v1, v2 = views["view1"], views["view2"]
         f1, f2 = self.model.features(v1), self.model.features(v2)
         z1, z2 = self.projector(f1), self.projector(f2)  # (B, D, H, W) on every pixel
-        pairs = sample_positive_pairs(views["box1"], views["box2"], z1.shape[-2:], z2.shape[-2:],
-                                      int(a["num_anchors"]), int(a["pairs_per_image"]), float(a["threshold"]),
-                                      int(a["max_radius"]))
+        pairs = sample_positive_pairs(
+            views["box1"],
+            views["box2"],
+            z1.shape[-2:],
+            z2.shape[-2:],
+            int(a["num_anchors"]),
+            int(a["pairs_per_image"]),
+            float(a["threshold"]),
+            int(a["max_radius"]),
+        )
         mf1, mf2 = self._momentum_features(v1, v2)
         with torch.no_grad():
             proj = self.momentum.module["projector"]
@@ -190,8 +204,9 @@ class PixPro(_PixProBase):
         logs = {"pairs_valid": pairs.weight.mean().detach(), "pairs_found": pairs.found.float().mean()}
         return self._finish(terms, logs)
 
-    def _contrast(self, views: dict, z1: torch.Tensor, z2: torch.Tensor, k1: torch.Tensor, k2: torch.Tensor,
-                  pairs) -> torch.Tensor:
+    def _contrast(
+        self, views: dict, z1: torch.Tensor, z2: torch.Tensor, k1: torch.Tensor, k2: torch.Tensor, pairs
+    ) -> torch.Tensor:
         """PixContrast over the sampled pixels: each query's keys are the other view's sampled pixels
         of the same image, positives those within the threshold (recomputed, not just its partner)."""
         (h1, w1), (h2, w2) = z1.shape[-2:], z2.shape[-2:]
@@ -208,8 +223,9 @@ class PixPro(_PixProBase):
         q1 = gather_pixels(z1, pairs.idx1).transpose(1, 2)  # (B, P, D)
         q2 = gather_pixels(z2, pairs.idx2).transpose(1, 2)
         tau = float(self.args["tau"])
-        return (pixcontrast_loss(q1, k2.transpose(1, 2), pos, tau)
-                + pixcontrast_loss(q2, k1.transpose(1, 2), pos.transpose(1, 2), tau))
+        return pixcontrast_loss(q1, k2.transpose(1, 2), pos, tau) + pixcontrast_loss(
+            q2, k1.transpose(1, 2), pos.transpose(1, 2), tau
+        )
 
 
 @register("pixpro_allpairs")
@@ -248,7 +264,8 @@ class PixProAllPairs(_PixProBase):
             q1, q2 = z1.flatten(2).transpose(1, 2), z2.flatten(2).transpose(1, 2)
             terms["pixcontrast"] = self.w_contrast * (
                 pixcontrast_loss(q1, k2.transpose(1, 2), pos, tau)
-                + pixcontrast_loss(q2, k1.transpose(1, 2), pos.transpose(1, 2), tau))
+                + pixcontrast_loss(q2, k1.transpose(1, 2), pos.transpose(1, 2), tau)
+            )
         if self.w_instance > 0:
             terms["instance"] = self.w_instance * self._instance_terms(f1, f2, mf1, mf2)
         n = pos.sum((1, 2))

@@ -1,0 +1,142 @@
+"""Label-efficiency table on CamVid: every semi-supervised method at 1/16, 1/8, 1/4 labels + the ceiling.
+
+Every row uses its `configs/semi/<method>.yaml` with ONE shared CPU budget applied on top (same
+architecture, steps, crop, batch and seed-0 split files), and is scored on the test split with the
+final checkpoint (the honest headline; best-on-val is shown beside it).
+Usage: python benchmarks/semi_camvid.py [--methods supervised,unimatch,...] [--fractions 1/8] [--steps N]
+Writes benchmarks/runs/semi_camvid/<method>/<fraction>/, the `semi-camvid` table in BENCHMARKS.md and
+benchmarks/label_efficiency_camvid.png.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from fractions import Fraction
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import ROOT, fmt, header, load_json, run_segssl, save_json, write_section  # noqa: E402
+
+METHODS = [
+    "supervised",
+    "pseudo_label",
+    "pi_model",
+    "temporal_ensembling",
+    "mean_teacher",
+    "cutmix",
+    "classmix",
+    "cct",
+    "cps",
+    "ael",
+    "gct",
+    "zhao_contrastive",
+    "fixmatch",
+    "unimatch",
+    "self_correcting",
+]
+FRACTIONS = ["1/16", "1/8", "1/4"]
+
+
+def budget(steps: int) -> list[str]:
+    """The shared budget: CamVid-native scale range, 128x160 crops, batch 8 (+8 unlabeled), poly AdamW."""
+    return [
+        "data.crop=[128,160]",
+        "data.base_size=[180,240]",
+        "data.scale=[0.5,1.5]",
+        "data.batch_size=8",
+        "data.unlabeled_extra=[val]",
+        f"train.max_steps={steps}",
+        f"train.val_every_steps={max(steps // 4, 1)}",
+        "train.epoch_steps=100",
+        "train.warmup_steps=20",
+        "train.lr=0.002",
+        "train.class_weights=sqrt_median_freq",
+        "train.progress=false",
+        "eval.batch_size=1",
+    ]
+
+
+def slug(frac: str) -> str:
+    return frac.replace("/", "-")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--data", default=str((ROOT / ".." / "shared" / "data" / "camvid").resolve()))
+    ap.add_argument("--methods", default=",".join(METHODS))
+    ap.add_argument("--fractions", default=",".join([*FRACTIONS, "all"]))
+    ap.add_argument("--steps", type=int, default=400)
+    ap.add_argument("--out", default=str(ROOT / "benchmarks" / "runs" / "semi_camvid"))
+    ap.add_argument("--table-only", action="store_true")
+    args = ap.parse_args()
+    out = Path(args.out)
+    if not args.table_only:
+        for frac in args.fractions.split(","):
+            for m in args.methods.split(","):
+                if frac == "all" and m != "supervised":
+                    continue  # the all-labels ceiling is the supervised row
+                rd = out / m / slug(frac)
+                if load_json(rd / "bench.json"):
+                    continue
+                labeled = [] if frac == "all" else ["--labeled", frac]
+                sets = [a for s in budget(args.steps) for a in ("--set", s)]
+                info = run_segssl(
+                    ["train", "--config", f"configs/semi/{m}.yaml", "--data", args.data, *labeled, *sets],
+                    rd,
+                    out / "log.txt",
+                )
+                save_json(info, rd / "bench.json")
+                write_table(out, args)
+    write_table(out, args)
+
+
+def write_table(out: Path, args) -> None:
+    from segssl.reporting.plots import label_efficiency_plot
+
+    head = "| method | " + " | ".join(f"{f} final (best) | min" for f in FRACTIONS) + " |"
+    rows = [head, "|---|" + "---|---|" * len(FRACTIONS)]
+    points = []
+    ceiling = load_json(out / "supervised" / "all" / "metrics.json")
+    for m in METHODS:
+        cells = []
+        for frac in FRACTIONS:
+            rd = out / m / slug(frac)
+            met, best, b = (
+                load_json(rd / "metrics.json"),
+                load_json(rd / "metrics_best.json"),
+                load_json(rd / "bench.json"),
+            )
+            if met and b:
+                cells.append(f"{met['miou']:.1f} ({fmt(best and best['miou'])}) | {b['wall_s'] / 60:.0f}")
+                points.append({"method": m, "fraction": float(Fraction(frac)), "miou": met["miou"]})
+            else:
+                cells.append("— | —")
+        rows.append(f"| {m} | " + " | ".join(cells) + " |")
+    if ceiling:
+        points += [{"method": "supervised", "fraction": 1.0, "miou": ceiling["miou"]}]
+    plot = ROOT / "benchmarks" / "label_efficiency_camvid.png"
+    if points:
+        label_efficiency_plot(points, plot, title="CamVid test mIoU vs labeled fraction (final checkpoint)")
+    body = (
+        "## Semi-supervised label-efficiency table, CamVid (test split, final checkpoint)\n\n"
+        + header(f"python benchmarks/semi_camvid.py --steps {args.steps}")
+        + f"\nShared budget for every row: {args.steps} steps, batch 8 labeled (+ 8 unlabeled for semi methods), "
+        "128x160 crops at scale 0.5-1.5 of 240x180, AdamW 2e-3 poly, sqrt median-frequency class weights, "
+        "UNet / ResNet-18 from random init; unlabeled = the rest of train + val images; split files from seed 0 "
+        "(identical to the supervised baselines'). Cells: final-checkpoint mIoU (best-on-val in brackets) and "
+        "wall-clock minutes. — = not run yet.\n\n"
+        + "\n".join(rows)
+        + "\n\n"
+        + (
+            f"All-labels supervised ceiling at this budget: {ceiling['miou']:.1f} mIoU.\n"
+            if ceiling
+            else "All-labels supervised ceiling at this budget: not run yet.\n"
+        )
+        + ("\n![label efficiency](benchmarks/label_efficiency_camvid.png)\n" if points else "")
+    )
+    write_section("semi-camvid", body)
+
+
+if __name__ == "__main__":
+    main()

@@ -57,12 +57,10 @@ def run(args: argparse.Namespace) -> int:
         metrics = evaluate_model(model, src, args.split, ev, device=device, checkpoint=args.checkpoint.stem)
         out = args.out or args.checkpoint.resolve().parent.parent / "eval" / f"{args.split}-{args.checkpoint.stem}"
     write_metrics(metrics, Path(out) / "metrics.json")
-    try:
-        from segssl.reporting.plots import plot_confusion
+    from segssl.reporting.plots import confusion_matrix_plot
 
-        plot_confusion(metrics, Path(out) / "confusion_matrix.png")
-    except ImportError:
-        pass
+    confusion_matrix_plot(metrics["confusion_matrix"], metrics["classes"], Path(out) / "confusion_matrix.png",
+                          title=f"{metrics['split']}: mIoU {metrics['miou']:.1f}")
     print_metrics(metrics)
     console.print(f"metrics: {Path(out) / 'metrics.json'}")
     return 0

@@ -16,14 +16,6 @@ def add_parser(sub) -> None:
     p.add_argument("--device", choices=["cpu", "cuda"], default=None)
 
 
-def colorize(mask, palette) -> np.ndarray:  # noqa: F821
-    import numpy as np
-
-    lut = np.zeros((256, 3), dtype=np.uint8)
-    lut[: len(palette)] = np.asarray(palette, dtype=np.uint8)
-    return lut[mask]
-
-
 def run(args: argparse.Namespace) -> int:
     import numpy as np
     import torch
@@ -37,6 +29,7 @@ def run(args: argparse.Namespace) -> int:
     from segssl.evaluation.inference import predict_logits
     from segssl.models.checkpoint import read_checkpoint
     from segssl.models.segmodel import build_model
+    from segssl.reporting import overlay
 
     entry = read_checkpoint(args.checkpoint)
     if entry.get("kind") != "segmenter":
@@ -65,7 +58,7 @@ def run(args: argparse.Namespace) -> int:
         im = Image.fromarray(mask, mode="P")
         im.putpalette(flat_palette)
         im.save(args.out / "masks" / f"{p.stem}.png")
-        over = (rgb * (1 - args.alpha) + colorize(mask, palette) * args.alpha).astype(np.uint8)
+        over = overlay(rgb, mask, palette, args.alpha)
         Image.fromarray(over).save(args.out / "overlays" / f"{p.stem}.png")
     console.print(f"{len(paths)} masks in {args.out / 'masks'}, overlays in {args.out / 'overlays'}")
     return 0

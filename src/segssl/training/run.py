@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 import warnings
 from pathlib import Path
 
@@ -156,13 +157,16 @@ def run_training(cfg: dict, run_dir: Path, *, resume: bool = False, evaluate: bo
     module = MethodModule(method, cfg, channels_last=channels_last)
     ckpt_cb = AtomicCheckpoint(run_dir / "checkpoints")
     trainer = build_trainer(cfg, run_dir, [ckpt_cb], has_val=dm.val_ds is not None, resume=ckpt_path is not None)
+    t0 = time.time()
     trainer.fit(module, datamodule=dm, ckpt_path=str(ckpt_path) if ckpt_path else None)
+    train_time = time.time() - t0
     if not (evaluate and trainer.is_global_zero):
         return {}
-    return final_evaluation(run_dir, source, cfg)
+    return final_evaluation(run_dir, source, cfg, train_time_s=train_time, resumed=ckpt_path is not None)
 
 
-def final_evaluation(run_dir: Path, source, cfg: dict) -> dict:
+def final_evaluation(run_dir: Path, source, cfg: dict, train_time_s: float | None = None,
+                     resumed: bool = False) -> dict:
     """Evaluate last.ckpt (metrics.json, the honest headline) and best.ckpt (metrics_best.json)."""
     split = cfg["data"].get("test_split", "test")
     if not source.has_labels(split):
@@ -180,6 +184,9 @@ def final_evaluation(run_dir: Path, source, cfg: dict) -> dict:
         model.load_state_dict(entry["model_state"])
         m = evaluate_model(model, source, split, cfg["eval"], device=device, checkpoint=name)
         m["global_step"] = entry.get("global_step")
+        if train_time_s is not None:  # wall-clock of this invocation's fit (of the last part if resumed)
+            m["train_time_s"] = round(train_time_s, 1)
+            m["resumed"] = resumed
         write_metrics(m, run_dir / fname)
         out[name] = m
     return out.get("last", {})

@@ -53,7 +53,7 @@ def write_table(out: Path, args) -> None:
         "steps | wall-clock min | peak RSS MiB |",
         "|---|---|---|---|---|---|---|",
     ]
-    for frac in FRACTIONS:
+    for frac in [f for f in FRACTIONS if (out / slug(f)).exists() or not args.steps]:
         rd = out / slug(frac)
         m, b, mb = (
             load_json(rd / "metrics.json"),
@@ -75,7 +75,7 @@ def write_table(out: Path, args) -> None:
     tp = load_json(out / "throughput.json")
     tp_line = (
         f"Throughput (same model, measured alone): training {tp['train_img_s']:.1f} images/s "
-        f"(batch 8, 160x224 crops), inference {tp['infer_img_s']:.1f} images/s (240x180, batch 1)."
+        f"(batch 8, 128x160 crops), inference {tp['infer_img_s']:.1f} images/s (240x180, batch 1)."
         if tp
         else "Throughput: not measured yet (`--throughput`)."
     )
@@ -87,7 +87,7 @@ def write_table(out: Path, args) -> None:
         "## Supervised baselines, CamVid (test split, 233 images, 11 classes, void ignored)\n\n"
         + header(f"python benchmarks/supervised_camvid.py{' --steps ' + str(args.steps) if args.steps else ''}")
         + "\nUNet / ResNet-18 encoder (random init, no downloaded weights), AdamW 2e-3 poly, batch 8, "
-        "160x224 crops, scale 0.5-1.5, sqrt median-frequency class weights, 800 steps, CPU. "
+        f"128x160 crops, scale 0.5-1.5, sqrt median-frequency class weights, {args.steps or 800} steps, CPU. "
         "Split files from seed 0 (`RUN_DIR/splits/labeled.txt`), reused by every later method. "
         "mIoU = mean over classes present (prediction or ground truth) of one dataset-level confusion matrix.\n\n"
         + "\n".join(rows)
@@ -98,7 +98,9 @@ def write_table(out: Path, args) -> None:
         "Wall-clock includes validation every 200 steps and the final test evaluation of last and best "
         "checkpoints; runs shared the 2 cores with other work, so wall-clock is an upper bound.\n"
     )
-    write_section("supervised-camvid", body)
+    if args.steps:
+        body = body.replace("## Supervised baselines,", f"## Supervised baselines at {args.steps} steps,", 1)
+    write_section("supervised-camvid" + (f"-{args.steps}" if args.steps else ""), body)
 
 
 if __name__ == "__main__":

@@ -25,6 +25,7 @@ PROBE_DEFAULTS: dict = {
     "bank": "pixel",  # pixel | region (one mean embedding per (image, class), as PASS)
     "pixels_per_image": 1000,  # pixel bank: random labeled pixels kept per train image
     "max_bank": 2_000_000,  # pixel bank: at most this many entries (fewer pixels per image if needed)
+    "query_stride": 1,  # vote on an s x s pooled grid of test pixels, upsample the votes (speed)
     "q_chunk": 2048,  # query pixels per similarity block
     "b_chunk": 32768,  # bank entries per similarity block (memory: q_chunk x b_chunk floats)
 }
@@ -183,6 +184,7 @@ def run(args: argparse.Namespace) -> int:
             temperature=float(pc["temperature"]),
             q_chunk=int(pc["q_chunk"]),
             b_chunk=int(pc["b_chunk"]),
+            query_stride=int(pc.get("query_stride", 1)),
         )
     metrics = evaluate_model(
         segmenter,

@@ -242,9 +242,10 @@ class KNNSegmenter(nn.Module):
         temperature: float = 0.07,
         q_chunk: int = 2048,
         b_chunk: int = 32768,
+        query_stride: int = 1,
     ):
         super().__init__()
-        self.backbone = backbone
+        self.backbone, self.query_stride = backbone, max(1, int(query_stride))
         self.register_buffer("bank", F.normalize(bank.float(), dim=1))
         self.register_buffer("bank_labels", bank_labels.long())
         self.num_classes, self.k, self.temperature = num_classes, k, temperature
@@ -253,6 +254,11 @@ class KNNSegmenter(nn.Module):
     @torch.no_grad()
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         f = self.backbone.features(x)
+        full = f.shape[-2:]
+        if self.query_stride > 1:
+            # vote on an s x s average-pooled grid and upsample the vote distribution: s^2 times fewer
+            # queries (all-pixel kNN against a large bank is hours on a CPU), boundaries stay bilinear
+            f = F.avg_pool2d(f, self.query_stride, ceil_mode=True)
         b, c, h, w = f.shape
         q = f.permute(0, 2, 3, 1).reshape(-1, c)
         probs = knn_vote(
@@ -265,4 +271,7 @@ class KNNSegmenter(nn.Module):
             self.q_chunk,
             self.b_chunk,
         )
-        return probs.clamp(min=1e-12).log().view(b, h, w, -1).permute(0, 3, 1, 2)
+        probs = probs.view(b, h, w, -1).permute(0, 3, 1, 2)
+        if probs.shape[-2:] != full:
+            probs = F.interpolate(probs, size=full, mode="bilinear", align_corners=False)
+        return probs.clamp(min=1e-12).log()

@@ -42,3 +42,16 @@ class AtomicCheckpoint(pl.Callback):
 
     def load_state_dict(self, state_dict: dict) -> None:
         self.best = float(state_dict.get("best", -math.inf))
+
+
+def step_progress_bar():
+    """Rich progress bar that says "epoch 3 · steps 300/800": runs are budgeted in steps, and
+    Lightning's own "Epoch 3/-2" (from max_epochs=-1) means nothing to a user."""
+    from lightning.pytorch.callbacks import RichProgressBar
+
+    class StepProgressBar(RichProgressBar):
+        def _get_train_description(self, current_epoch: int) -> str:
+            t = self.trainer
+            return f"epoch {current_epoch} · steps {t.global_step}/{t.max_steps}"
+
+    return StepProgressBar(leave=True)

@@ -19,7 +19,7 @@ from segssl.evaluation.evaluate import evaluate_model, write_metrics
 from segssl.methods.base import build_method
 from segssl.models.checkpoint import read_checkpoint
 from segssl.models.segmodel import build_model
-from segssl.training.callbacks import AtomicCheckpoint
+from segssl.training.callbacks import AtomicCheckpoint, step_progress_bar
 from segssl.training.class_weights import class_frequencies, class_weights
 from segssl.training.data import SegDataModule, plan_data
 from segssl.training.module import MethodModule
@@ -50,7 +50,6 @@ def quiet_lightning() -> None:
 
 
 def build_trainer(cfg: dict, run_dir: Path, callbacks: list, has_val: bool, resume: bool = False) -> pl.Trainer:
-    from lightning.pytorch.callbacks import RichProgressBar
     from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 
     t = cfg["train"]
@@ -69,7 +68,7 @@ def build_trainer(cfg: dict, run_dir: Path, callbacks: list, has_val: bool, resu
         pass
     progress = bool(t.get("progress", True))
     if progress:
-        callbacks = [*callbacks, RichProgressBar(leave=True)]
+        callbacks = [*callbacks, step_progress_bar()]
     strategy = t.get("strategy", "auto")
     devices = t.get("devices", 1)
     multi = (

@@ -54,4 +54,9 @@ def step_progress_bar():
             t = self.trainer
             return f"epoch {current_epoch} · steps {t.global_step}/{t.max_steps}"
 
+        def get_metrics(self, trainer, pl_module):
+            items = super().get_metrics(trainer, pl_module)
+            items.pop("v_num", None)  # the logger version name, noise for a user
+            return items
+
     return StepProgressBar(leave=True)

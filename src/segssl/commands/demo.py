@@ -10,7 +10,7 @@ Budget (default mode): sized for under 10 minutes on 2 CPU cores. Measured singl
 per optimiser step at batch 8 (ResNet-18 UNet): supervised 96 px 0.42-0.49 s, PixPro 64 px views
 ~1.0-1.2 s, UniMatch 96 px ~2.3-2.7 s (four forward passes, two with gradients); a whole 250-step
 supervised stage with its validations and test evaluation took 134 CPU-seconds. The steps below
-add up to ~12 single-thread minutes, which two cores (1.3-1.7x) run in about 7-9 minutes.
+add up to ~8 single-thread minutes; `make demo` on 2 cores is timed in BENCHMARKS.md.
 """
 
 from __future__ import annotations
@@ -23,9 +23,9 @@ from pathlib import Path
 import yaml
 
 # stage budgets (optimiser steps), see the module docstring for how they were sized
-SUPERVISED_STEPS = 220
-PRETRAIN_STEPS = 120
-SEMI_STEPS = 60
+SUPERVISED_STEPS = 150
+PRETRAIN_STEPS = 80
+SEMI_STEPS = 40
 FAST_STEPS = 4
 
 COMMON = [
@@ -35,7 +35,7 @@ COMMON = [
     "data.crop=[96, 96]",
     "data.batch_size=8",
     "train.epoch_steps=50",
-    "train.val_every_steps=110",
+    "train.val_every_steps=75",
     "train.progress=true",
 ]
 FAST = [  # seconds-long stages for tests and CI: tiny data, tiny UNet, a few steps

@@ -3,8 +3,8 @@
 from pathlib import Path
 
 import pytest
-from conftest import tiny_overrides
 
+from conftest import tiny_overrides
 from segssl.cli import main
 from segssl.config import DEFAULTS, load_config
 

@@ -71,14 +71,16 @@ def save_json(obj: dict, p: Path) -> None:
     tmp.replace(p)
 
 
-def write_section(name: str, body: str) -> None:
-    """Replace (or append) the block between `<!-- name:start -->` and `<!-- name:end -->`."""
+def write_section(name: str, body: str, path: Path = BENCH_MD) -> None:
+    """Replace (or append) the block between `<!-- name:start -->` and `<!-- name:end -->`, atomically."""
     start, end = f"<!-- {name}:start -->", f"<!-- {name}:end -->"
-    text = BENCH_MD.read_text() if BENCH_MD.exists() else "# segssl benchmarks\n"
+    text = path.read_text() if path.exists() else "# segssl benchmarks\n"
     block = f"{start}\n{body.rstrip()}\n{end}"
     pat = re.compile(re.escape(start) + r".*?" + re.escape(end), re.S)
     text = pat.sub(lambda _: block, text) if pat.search(text) else text.rstrip() + "\n\n" + block + "\n"
-    BENCH_MD.write_text(text)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text)
+    tmp.replace(path)
 
 
 def header(command: str) -> str:

@@ -22,13 +22,16 @@ import argparse
 import datetime as dt
 import json
 import os
-import platform
 import re
 import shlex
 import subprocess
 import sys
 import time
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import machine as common_machine  # noqa: E402
+from common import write_section  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 START, END = "<!-- pixpro-memory:start -->", "<!-- pixpro-memory:end -->"
@@ -129,21 +132,11 @@ def run_case(variant: str, size: int, batch: int, steps: int, device: str) -> di
 
 
 def machine() -> str:
-    cpu = platform.processor() or "unknown CPU"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    out = f"{cpu}, {os.cpu_count()} cores"
+    out = common_machine()
     try:
         import torch
 
         out += f", torch {torch.__version__} ({torch.get_num_threads()} threads)"
-        if torch.cuda.is_available():
-            out += f", GPU {torch.cuda.get_device_name(0)}"
     except ImportError:
         pass
     return out
@@ -183,19 +176,6 @@ def render(results: dict, args: argparse.Namespace, command: str) -> str:
         lines.append(f"| {size}x{size} | {s_mem} | {s_ips} | {a_mem} | {a_ips} |")
     lines.append(END)
     return "\n".join(lines)
-
-
-def write_section(path: Path, section: str) -> None:
-    """Replace the marked section of `path`, or append it (creating the file) when absent."""
-    text = path.read_text() if path.is_file() else ""
-    if START in text and END in text and text.index(START) < text.index(END):
-        i, j = text.index(START), text.index(END) + len(END)
-        text = text[:i] + section + text[j:]
-    else:
-        text = (text.rstrip("\n") + "\n\n" if text.strip() else "# Benchmarks\n\n") + section + "\n"
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    tmp.replace(path)
 
 
 def parse(argv: list[str] | None = None) -> argparse.Namespace:
@@ -284,7 +264,8 @@ def main(argv: list[str] | None = None) -> int:
             results[(size, variant)] = res
             results["_cuda"] = results.get("_cuda") or res.get("device", "").startswith("cuda")
             print(f"{size:4d} {variant:8s} {json.dumps(res)}", flush=True)
-    write_section(args.out, render(results, args, command))
+    section = render(results, args, command).replace(START, "").replace(END, "").strip("\n")
+    write_section("pixpro-memory", section, Path(args.out))
     print(f"wrote {args.out}")
     return 0
 

@@ -32,10 +32,25 @@ def test_config_loads_and_names_a_known_method(path):
 
 @pytest.mark.skipif(not CAMVID.is_dir(), reason="needs ../shared/data/camvid")
 def test_benchmark_config_trains_and_evaluates_on_real_camvid(tmp_path):
-    sets = tiny_overrides(**{"data.path": str(CAMVID), "data.crop": "[64, 80]", "data.base_size": "[180, 240]",
-                             "train.max_steps": 2, "train.val_every_steps": 0, "data.test_split": "val"})
-    args = ["train", "--config", str(ROOT / "configs/benchmarks/camvid_supervised.yaml"), "--labeled", "8",
-            "--out", str(tmp_path / "r")]
+    sets = tiny_overrides(
+        **{
+            "data.path": str(CAMVID),
+            "data.crop": "[64, 80]",
+            "data.base_size": "[180, 240]",
+            "train.max_steps": 2,
+            "train.val_every_steps": 0,
+            "data.test_split": "val",
+        }
+    )
+    args = [
+        "train",
+        "--config",
+        str(ROOT / "configs/benchmarks/camvid_supervised.yaml"),
+        "--labeled",
+        "8",
+        "--out",
+        str(tmp_path / "r"),
+    ]
     for s in sets:
         args += ["--set", s]
     assert main(args) == 0

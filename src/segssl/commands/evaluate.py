@@ -59,8 +59,12 @@ def run(args: argparse.Namespace) -> int:
     write_metrics(metrics, Path(out) / "metrics.json")
     from segssl.reporting.plots import confusion_matrix_plot
 
-    confusion_matrix_plot(metrics["confusion_matrix"], metrics["classes"], Path(out) / "confusion_matrix.png",
-                          title=f"{metrics['split']}: mIoU {metrics['miou']:.1f}")
+    confusion_matrix_plot(
+        metrics["confusion_matrix"],
+        metrics["classes"],
+        Path(out) / "confusion_matrix.png",
+        title=f"{metrics['split']}: mIoU {metrics['miou']:.1f}",
+    )
     print_metrics(metrics)
     console.print(f"metrics: {Path(out) / 'metrics.json'}")
     return 0

@@ -38,16 +38,20 @@ def boxes_from_mask(
         c = int(c)
         if c == ignore_index or (background is not None and c == background):
             continue
-        comp, n = ndimage.label(m == c, structure=structure)
-        if n == 0:
-            continue
-        areas = np.bincount(comp.ravel(), minlength=n + 1)
-        for i, sl in enumerate(ndimage.find_objects(comp), start=1):
-            if sl is None or areas[i] < min_area:
-                continue
-            ys, xs = sl
+        for ys, xs in component_slices(m == c, min_area, structure):
             out.append((c, int(xs.start), int(ys.start), int(xs.stop), int(ys.stop)))
     return out
+
+
+def component_slices(binary: np.ndarray, min_area: int = 0, structure: np.ndarray | None = None) -> list[tuple]:
+    """Bounding slices (rows, cols) of the connected components of `binary` with >= `min_area` pixels
+    (8-connected by default): the shared step of box derivation and CCT's object-guided cutout."""
+    structure = np.ones((3, 3), dtype=bool) if structure is None else structure
+    comp, n = ndimage.label(binary, structure=structure)
+    if n == 0:
+        return []
+    areas = np.bincount(comp.ravel(), minlength=n + 1)
+    return [sl for i, sl in enumerate(ndimage.find_objects(comp), start=1) if sl is not None and areas[i] >= min_area]
 
 
 def box_prior_map(

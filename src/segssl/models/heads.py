@@ -17,9 +17,9 @@ import math
 import numpy as np
 import torch
 import torch.nn.functional as F
-from scipy import ndimage
 from torch import nn
 
+from segssl.data.boxes import component_slices
 from segssl.models.segmodel import SegModel, _to_size
 
 # ----------------------------------------------------------------------------------------------
@@ -110,14 +110,7 @@ def guided_cutout_mask(
     objs = object_mask(pred, background)[:, 0].cpu().numpy().astype(bool)
     keep = np.ones(objs.shape, dtype=np.float32)
     for b, m in enumerate(objs):
-        comp, n = ndimage.label(m, structure=np.ones((3, 3), dtype=bool))
-        if n == 0:
-            continue
-        areas = np.bincount(comp.ravel(), minlength=n + 1)
-        for i, sl in enumerate(ndimage.find_objects(comp), start=1):
-            if sl is None or areas[i] < min_area:
-                continue
-            ys, xs = sl
+        for ys, xs in component_slices(m, min_area):
             bh, bw = ys.stop - ys.start, xs.stop - xs.start
             eh, ew = int(bh * erase), int(bw * erase)
             oy = int(torch.randint(0, bh - eh + 1, ()))

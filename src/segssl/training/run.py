@@ -164,8 +164,9 @@ def run_training(cfg: dict, run_dir: Path, *, resume: bool = False, evaluate: bo
     return final_evaluation(run_dir, source, cfg, train_time_s=train_time, resumed=ckpt_path is not None)
 
 
-def final_evaluation(run_dir: Path, source, cfg: dict, train_time_s: float | None = None,
-                     resumed: bool = False) -> dict:
+def final_evaluation(
+    run_dir: Path, source, cfg: dict, train_time_s: float | None = None, resumed: bool = False
+) -> dict:
     """Evaluate last.ckpt (metrics.json, the honest headline) and best.ckpt (metrics_best.json)."""
     split = cfg["data"].get("test_split", "test")
     if not source.has_labels(split):

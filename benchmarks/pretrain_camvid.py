@@ -19,8 +19,11 @@ from common import ROOT, fmt, header, load_json, run_segssl, save_json, write_se
 METHODS = ["pixpro_unet", "densecl", "pass_align", "pixpro_allpairs"]
 FINETUNE = "configs/benchmarks/camvid_supervised.yaml"
 # one fixed pretraining budget for every method: steps x batch at one view size
+# the fine-tuning config's UNet (decoder 128-64-32-32-32), so every pretrained weight transfers
+DECODER = "model.decoder_channels=[128,64,32,32,32]"
 PRETRAIN_SET = ["data.crop=[96,128]", "data.batch_size=8", "data.unlabeled_extra=[val]", "train.progress=false"]
-PROBE_SET = ["data.crop=[160,224]", "train.progress=false"]
+PRETRAIN_SET.append(DECODER)
+PROBE_SET = ["data.crop=[160,224]", "train.progress=false", DECODER]  # DECODER only shapes the random-init row
 
 
 def sets(items: list[str]) -> list[str]:

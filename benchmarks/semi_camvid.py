@@ -36,6 +36,12 @@ METHODS = [
     "self_correcting",
 ]
 FRACTIONS = ["1/16", "1/8", "1/4"]
+DEFAULT_STEPS = 300
+
+
+def suffix(steps: int, sep: str) -> str:
+    """Runs, section and plot of a non-default budget get their own names, so budgets never mix."""
+    return "" if steps == DEFAULT_STEPS else f"{sep}{steps}"
 
 
 def budget(steps: int) -> list[str]:
@@ -70,11 +76,11 @@ def main() -> None:
     ap.add_argument("--data", default=str((ROOT / ".." / "shared" / "data" / "camvid").resolve()))
     ap.add_argument("--methods", default=",".join(METHODS))
     ap.add_argument("--fractions", default=",".join([*FRACTIONS, "all"]))
-    ap.add_argument("--steps", type=int, default=300)
-    ap.add_argument("--out", default=str(ROOT / "benchmarks" / "runs" / "semi_camvid"))
+    ap.add_argument("--steps", type=int, default=DEFAULT_STEPS)
+    ap.add_argument("--out", help="run folder (default benchmarks/runs/semi_camvid[_STEPS])")
     ap.add_argument("--table-only", action="store_true")
     args = ap.parse_args()
-    out = Path(args.out)
+    out = Path(args.out) if args.out else ROOT / "benchmarks" / "runs" / f"semi_camvid{suffix(args.steps, '_')}"
     if not args.table_only:
         for frac in args.fractions.split(","):
             for m in args.methods.split(","):
@@ -98,49 +104,56 @@ def main() -> None:
 def write_table(out: Path, args) -> None:
     from segssl.reporting.plots import label_efficiency_plot
 
-    head = "| method | " + " | ".join(f"{f} final (best) | min" for f in FRACTIONS) + " |"
-    rows = [head, "|---|" + "---|---|" * len(FRACTIONS)]
+    def result(m: str, frac: str) -> tuple[dict | None, dict | None, dict | None]:
+        rd = out / m / slug(frac)
+        return load_json(rd / "metrics.json"), load_json(rd / "metrics_best.json"), load_json(rd / "bench.json")
+
+    head = "| method | " + " | ".join(f"{f} final (best) | Δ sup. | min" for f in FRACTIONS) + " |"
+    rows = [head, "|---|" + "---|---|---|" * len(FRACTIONS)]
     points = []
-    ceiling = load_json(out / "supervised" / "all" / "metrics.json")
+    baseline = {f: result("supervised", f)[0] for f in FRACTIONS}
     for m in METHODS:
         cells = []
         for frac in FRACTIONS:
-            rd = out / m / slug(frac)
-            met, best, b = (
-                load_json(rd / "metrics.json"),
-                load_json(rd / "metrics_best.json"),
-                load_json(rd / "bench.json"),
-            )
+            met, best, b = result(m, frac)
             if met and b:
-                cells.append(f"{met['miou']:.1f} ({fmt(best and best['miou'])}) | {b['wall_s'] / 60:.0f}")
+                base = baseline[frac]
+                delta = f"{met['miou'] - base['miou']:+.1f}" if base and m != "supervised" else ""
+                cells.append(f"{met['miou']:.1f} ({fmt(best and best['miou'])}) | {delta} | {b['wall_s'] / 60:.0f}")
                 points.append({"method": m, "fraction": float(Fraction(frac)), "miou": met["miou"]})
             else:
-                cells.append("— | —")
+                cells.append("— | | —")
         rows.append(f"| {m} | " + " | ".join(cells) + " |")
-    if ceiling:
+    ceiling, ceiling_best, ceiling_b = result("supervised", "all")
+    if ceiling and ceiling_b:
         points += [{"method": "supervised", "fraction": 1.0, "miou": ceiling["miou"]}]
-    plot = ROOT / "benchmarks" / "label_efficiency_camvid.png"
+        ceiling_line = (
+            f"All 367 labels, supervised (the ceiling at this budget): {ceiling['miou']:.1f} "
+            f"({fmt(ceiling_best and ceiling_best['miou'])}), {ceiling_b['wall_s'] / 60:.0f} min.\n"
+        )
+    else:
+        ceiling_line = "All 367 labels, supervised (the ceiling at this budget): not run yet.\n"
+    plot = ROOT / "benchmarks" / f"label_efficiency_camvid{suffix(args.steps, '_')}.png"
     if points:
-        label_efficiency_plot(points, plot, title="CamVid test mIoU vs labeled fraction (final checkpoint)")
+        label_efficiency_plot(
+            points, plot, title=f"CamVid test mIoU vs labeled fraction ({args.steps} steps, final checkpoint)"
+        )
     body = (
-        "## Semi-supervised label-efficiency table, CamVid (test split, final checkpoint)\n\n"
-        + header(f"python benchmarks/semi_camvid.py --steps {args.steps}")
+        f"## Semi-supervised label-efficiency table, CamVid, {args.steps} steps (test split, final checkpoint)\n\n"
+        + header(f"python benchmarks/semi_camvid.py{suffix(args.steps, ' --steps ')}")
         + f"\nShared budget for every row: {args.steps} steps, batch 8 labeled (+ 8 unlabeled for semi methods), "
         "96x128 crops at scale 0.5-1.5 of 240x180, AdamW 2e-3 poly, sqrt median-frequency class weights, "
         "UNet / ResNet-18 (decoder 128-64-32-32-32) from random init; unlabeled = the rest of train + val images; "
-        "split files from seed 0 "
-        "(identical to the supervised baselines'). Cells: final-checkpoint mIoU (best-on-val in brackets) and "
-        "wall-clock minutes. — = not run yet.\n\n"
+        "split files from seed 0 (identical to the supervised baselines'); each method's own hyper-parameters "
+        "from `configs/semi/<method>.yaml`. Cells: final-checkpoint test mIoU (best-on-val checkpoint in "
+        "brackets), Δ = final minus the supervised row at the same fraction, wall-clock minutes (1 thread, two "
+        "runs sharing the 2 cores). — = not run yet.\n\n"
         + "\n".join(rows)
         + "\n\n"
-        + (
-            f"All-labels supervised ceiling at this budget: {ceiling['miou']:.1f} mIoU.\n"
-            if ceiling
-            else "All-labels supervised ceiling at this budget: not run yet.\n"
-        )
-        + ("\n![label efficiency](benchmarks/label_efficiency_camvid.png)\n" if points else "")
+        + ceiling_line
+        + (f"\n![label efficiency](benchmarks/{plot.name})\n" if points else "")
     )
-    write_section("semi-camvid", body)
+    write_section(f"semi-camvid{suffix(args.steps, '-')}", body)
 
 
 if __name__ == "__main__":

@@ -26,6 +26,14 @@ PRETRAIN_SET.append(DECODER)
 PROBE_SET = ["data.crop=[160,224]", "train.progress=false", DECODER]  # DECODER only shapes the random-init row
 
 
+DEFAULT_STEPS = 300
+
+
+def suffix(steps: int, sep: str) -> str:
+    """Runs and section of a non-default pretraining budget get their own names, so budgets never mix."""
+    return "" if steps == DEFAULT_STEPS else f"{sep}{steps}"
+
+
 def sets(items: list[str]) -> list[str]:
     return [a for s in items for a in ("--set", s)]
 
@@ -44,12 +52,12 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--data", default=str((ROOT / ".." / "shared" / "data" / "camvid").resolve()))
     ap.add_argument("--methods", default=",".join(["random", *METHODS]))
-    ap.add_argument("--steps", type=int, default=300, help="pretraining steps (same for every method)")
+    ap.add_argument("--steps", type=int, default=DEFAULT_STEPS, help="pretraining steps (same for every method)")
     ap.add_argument("--no-finetune", action="store_true")
-    ap.add_argument("--out", default=str(ROOT / "benchmarks" / "runs" / "pretrain_camvid"))
+    ap.add_argument("--out", help="run folder (default benchmarks/runs/pretrain_camvid[_STEPS])")
     ap.add_argument("--table-only", action="store_true")
     args = ap.parse_args()
-    out = Path(args.out)
+    out = Path(args.out) if args.out else ROOT / "benchmarks" / "runs" / f"pretrain_camvid{suffix(args.steps, '_')}"
     log = out / "log.txt"
     if not args.table_only:
         for m in args.methods.split(","):
@@ -116,6 +124,10 @@ def write_table(out: Path, args) -> None:
     ]
     for m in ["random", *METHODS]:
         base = out / m
+        if m == "random" and not base.exists():  # random init has no pretraining budget: share its row
+            base = ROOT / "benchmarks" / "runs" / "pretrain_camvid" / m
+        if args.steps != DEFAULT_STEPS and not base.exists():
+            continue  # a longer-budget table lists only the methods run at that budget
         pre = load_json(base / "pretrain" / "bench.json")
         lin, knn = load_json(base / "linear" / "metrics.json"), load_json(base / "knn" / "metrics.json")
         ft = sup if m == "random" else load_json(base / "finetune_1-8" / "metrics.json")
@@ -130,7 +142,7 @@ def write_table(out: Path, args) -> None:
         )
     body = (
         "## Dense self-supervised pretraining, CamVid (test split)\n\n"
-        + header(f"python benchmarks/pretrain_camvid.py --steps {args.steps}")
+        + header(f"python benchmarks/pretrain_camvid.py{suffix(args.steps, ' --steps ')}")
         + f"\nPretraining: {args.steps} steps of batch 8 two-view 96x128 crops on the 468 CamVid train+val "
         "images (labels never read), UNet / ResNet-18, each method's config in `configs/pretrain/`. "
         "Probes on frozen full-resolution pixel features with all 367 train masks: linear = 1x1 conv, 300 Adam "
@@ -140,7 +152,9 @@ def write_table(out: Path, args) -> None:
         "images/s = pretraining images (two views each) per wall-clock second, including validation-free "
         "overheads; runs shared the 2 cores with another benchmark (1 thread each).\n\n" + "\n".join(rows) + "\n"
     )
-    write_section("pretrain-camvid", body)
+    if args.steps != DEFAULT_STEPS:
+        body = body.replace("pretraining, CamVid", f"pretraining for {args.steps} steps, CamVid", 1)
+    write_section(f"pretrain-camvid{suffix(args.steps, '-')}", body)
 
 
 if __name__ == "__main__":

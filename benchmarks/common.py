@@ -11,7 +11,6 @@ import json
 import os
 import platform
 import re
-import resource
 import subprocess
 import sys
 import time
@@ -52,9 +51,12 @@ def run_segssl(args: list[str], run_dir: Path, log: Path) -> dict:
     with open(log, "a") as fh:
         fh.write(f"\n$ {' '.join(cmd)}\n")
         fh.flush()
-        rc = subprocess.call(cmd, stdout=fh, stderr=subprocess.STDOUT, cwd=ROOT)
+        proc = subprocess.Popen(cmd, stdout=fh, stderr=subprocess.STDOUT, cwd=ROOT)
+        # wait4 gives THIS child's rusage; RUSAGE_CHILDREN would be the max over every child so far
+        _, status, usage = os.wait4(proc.pid, 0)
+        proc.returncode = rc = os.waitstatus_to_exitcode(status)
     wall = time.time() - t0
-    peak_kb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss  # max over finished children
+    peak_kb = usage.ru_maxrss  # KiB on Linux
     if rc != 0:
         raise SystemExit(f"benchmark run failed (rc {rc}); see {log}")
     return {"wall_s": wall, "peak_rss_mb": peak_kb / 1024, "resumed": resume}

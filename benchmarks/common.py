@@ -62,6 +62,11 @@ def run_segssl(args: list[str], run_dir: Path, log: Path) -> dict:
     return {"wall_s": wall, "peak_rss_mb": peak_kb / 1024, "resumed": resume}
 
 
+def budget_suffix(steps: int, default: int, sep: str) -> str:
+    """Runs, sections and plots of a non-default budget get their own names, so budgets never mix."""
+    return "" if steps == default else f"{sep}{steps}"
+
+
 def load_json(p: Path) -> dict | None:
     return json.loads(p.read_text()) if p.is_file() else None
 

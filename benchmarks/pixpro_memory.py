@@ -36,7 +36,6 @@ from common import machine as common_machine  # noqa: E402
 from common import write_section  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
-START, END = "<!-- pixpro-memory:start -->", "<!-- pixpro-memory:end -->"
 VARIANTS = {
     "sampled": ("pixpro", "sampled pairs + local PPM"),
     "allpairs": ("pixpro_allpairs", "all-pairs + global PPM"),
@@ -149,7 +148,6 @@ def render(results: dict, args: argparse.Namespace, command: str) -> str:
     mem_kind = "CUDA max_memory_allocated" if results.get("_cuda") else "CPU ru_maxrss"
     sampled, allpairs = VARIANTS["sampled"][1], VARIANTS["allpairs"][1]
     lines = [
-        START,
         "## PixPro memory scaling: sampled pairs + local PPM vs all-pairs + global PPM",
         "",
         f"- command: `{command}`",
@@ -172,7 +170,6 @@ def render(results: dict, args: argparse.Namespace, command: str) -> str:
         s_mem, s_ips = cell(results[(size, "sampled")])
         a_mem, a_ips = cell(results[(size, "allpairs")])
         lines.append(f"| {size}x{size} | {s_mem} | {s_ips} | {a_mem} | {a_ips} |")
-    lines.append(END)
     return "\n".join(lines)
 
 
@@ -248,8 +245,7 @@ def main(argv: list[str] | None = None) -> int:
             results[(size, variant)] = res
             results["_cuda"] = results.get("_cuda") or res.get("device", "").startswith("cuda")
             print(f"{size:4d} {variant:8s} {json.dumps(res)}", flush=True)
-    section = render(results, args, command).replace(START, "").replace(END, "").strip("\n")
-    write_section("pixpro-memory", section, Path(args.out))
+    write_section("pixpro-memory", render(results, args, command), Path(args.out))
     print(f"wrote {args.out}")
     return 0
 

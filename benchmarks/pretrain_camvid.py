@@ -14,24 +14,23 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import ROOT, fmt, header, load_json, run_segssl, save_json, write_section  # noqa: E402
+from common import ROOT, budget_suffix, fmt, header, load_json, run_segssl, save_json, write_section  # noqa: E402
 
 METHODS = ["pixpro_unet", "densecl", "pass_align", "pixpro_allpairs"]
 FINETUNE = "configs/benchmarks/camvid_supervised.yaml"
-# one fixed pretraining budget for every method: steps x batch at one view size
+DEFAULT_STEPS = 300
+RUNS = ROOT / "benchmarks" / "runs" / "pretrain_camvid"  # the default budget's runs (random init lives here)
 # the fine-tuning config's UNet (decoder 128-64-32-32-32), so every pretrained weight transfers
 DECODER = "model.decoder_channels=[128,64,32,32,32]"
-PRETRAIN_SET = ["data.crop=[96,128]", "data.batch_size=8", "data.unlabeled_extra=[val]", "train.progress=false"]
-PRETRAIN_SET.append(DECODER)
+# one fixed pretraining budget for every method: steps x batch at one view size
+PRETRAIN_SET = [
+    "data.crop=[96,128]",
+    "data.batch_size=8",
+    "data.unlabeled_extra=[val]",
+    "train.progress=false",
+    DECODER,
+]
 PROBE_SET = ["data.crop=[160,224]", "train.progress=false", DECODER]  # DECODER only shapes the random-init row
-
-
-DEFAULT_STEPS = 300
-
-
-def suffix(steps: int, sep: str) -> str:
-    """Runs and section of a non-default pretraining budget get their own names, so budgets never mix."""
-    return "" if steps == DEFAULT_STEPS else f"{sep}{steps}"
 
 
 def sets(items: list[str]) -> list[str]:
@@ -57,7 +56,7 @@ def main() -> None:
     ap.add_argument("--out", help="run folder (default benchmarks/runs/pretrain_camvid[_STEPS])")
     ap.add_argument("--table-only", action="store_true")
     args = ap.parse_args()
-    out = Path(args.out) if args.out else ROOT / "benchmarks" / "runs" / f"pretrain_camvid{suffix(args.steps, '_')}"
+    out = Path(args.out) if args.out else Path(f"{RUNS}{budget_suffix(args.steps, DEFAULT_STEPS, '_')}")
     log = out / "log.txt"
     if not args.table_only:
         for m in args.methods.split(","):
@@ -125,7 +124,7 @@ def write_table(out: Path, args) -> None:
     for m in ["random", *METHODS]:
         base = out / m
         if m == "random" and not base.exists():  # random init has no pretraining budget: share its row
-            base = ROOT / "benchmarks" / "runs" / "pretrain_camvid" / m
+            base = RUNS / m
         if args.steps != DEFAULT_STEPS and not base.exists():
             continue  # a longer-budget table lists only the methods run at that budget
         pre = load_json(base / "pretrain" / "bench.json")
@@ -142,7 +141,7 @@ def write_table(out: Path, args) -> None:
         )
     body = (
         "## Dense self-supervised pretraining, CamVid (test split)\n\n"
-        + header(f"python benchmarks/pretrain_camvid.py{suffix(args.steps, ' --steps ')}")
+        + header(f"python benchmarks/pretrain_camvid.py{budget_suffix(args.steps, DEFAULT_STEPS, ' --steps ')}")
         + f"\nPretraining: {args.steps} steps of batch 8 two-view 96x128 crops on the 468 CamVid train+val "
         "images (labels never read), UNet / ResNet-18, each method's config in `configs/pretrain/`. "
         "Probes on frozen full-resolution pixel features with all 367 train masks: linear = 1x1 conv, 300 Adam "
@@ -154,7 +153,7 @@ def write_table(out: Path, args) -> None:
     )
     if args.steps != DEFAULT_STEPS:
         body = body.replace("pretraining, CamVid", f"pretraining for {args.steps} steps, CamVid", 1)
-    write_section(f"pretrain-camvid{suffix(args.steps, '-')}", body)
+    write_section(f"pretrain-camvid{budget_suffix(args.steps, DEFAULT_STEPS, '-')}", body)
 
 
 if __name__ == "__main__":

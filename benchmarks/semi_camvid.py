@@ -16,7 +16,7 @@ from fractions import Fraction
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import ROOT, fmt, header, load_json, run_segssl, save_json, write_section  # noqa: E402
+from common import ROOT, budget_suffix, fmt, header, load_json, run_segssl, save_json, write_section  # noqa: E402
 
 METHODS = [
     "supervised",
@@ -37,11 +37,6 @@ METHODS = [
 ]
 FRACTIONS = ["1/16", "1/8", "1/4"]
 DEFAULT_STEPS = 300
-
-
-def suffix(steps: int, sep: str) -> str:
-    """Runs, section and plot of a non-default budget get their own names, so budgets never mix."""
-    return "" if steps == DEFAULT_STEPS else f"{sep}{steps}"
 
 
 def budget(steps: int) -> list[str]:
@@ -80,7 +75,8 @@ def main() -> None:
     ap.add_argument("--out", help="run folder (default benchmarks/runs/semi_camvid[_STEPS])")
     ap.add_argument("--table-only", action="store_true")
     args = ap.parse_args()
-    out = Path(args.out) if args.out else ROOT / "benchmarks" / "runs" / f"semi_camvid{suffix(args.steps, '_')}"
+    runs = ROOT / "benchmarks" / "runs" / "semi_camvid"
+    out = Path(args.out) if args.out else Path(f"{runs}{budget_suffix(args.steps, DEFAULT_STEPS, '_')}")
     if not args.table_only:
         for frac in args.fractions.split(","):
             for m in args.methods.split(","):
@@ -133,14 +129,14 @@ def write_table(out: Path, args) -> None:
         )
     else:
         ceiling_line = "All 367 labels, supervised (the ceiling at this budget): not run yet.\n"
-    plot = ROOT / "benchmarks" / f"label_efficiency_camvid{suffix(args.steps, '_')}.png"
+    plot = ROOT / "benchmarks" / f"label_efficiency_camvid{budget_suffix(args.steps, DEFAULT_STEPS, '_')}.png"
     if points:
         label_efficiency_plot(
             points, plot, title=f"CamVid test mIoU vs labeled fraction ({args.steps} steps, final checkpoint)"
         )
     body = (
         f"## Semi-supervised label-efficiency table, CamVid, {args.steps} steps (test split, final checkpoint)\n\n"
-        + header(f"python benchmarks/semi_camvid.py{suffix(args.steps, ' --steps ')}")
+        + header(f"python benchmarks/semi_camvid.py{budget_suffix(args.steps, DEFAULT_STEPS, ' --steps ')}")
         + f"\nShared budget for every row: {args.steps} steps, batch 8 labeled (+ 8 unlabeled for semi methods), "
         "96x128 crops at scale 0.5-1.5 of 240x180, AdamW 2e-3 poly, sqrt median-frequency class weights, "
         "UNet / ResNet-18 (decoder 128-64-32-32-32) from random init; unlabeled = the rest of train + val images; "
@@ -153,7 +149,7 @@ def write_table(out: Path, args) -> None:
         + ceiling_line
         + (f"\n![label efficiency](benchmarks/{plot.name})\n" if points else "")
     )
-    write_section(f"semi-camvid{suffix(args.steps, '-')}", body)
+    write_section(f"semi-camvid{budget_suffix(args.steps, DEFAULT_STEPS, '-')}", body)
 
 
 if __name__ == "__main__":

@@ -53,17 +53,19 @@ def main() -> None:
     ap.add_argument("--methods", default=",".join(["random", *METHODS]))
     ap.add_argument("--steps", type=int, default=DEFAULT_STEPS, help="pretraining steps (same for every method)")
     ap.add_argument("--no-finetune", action="store_true")
+    ap.add_argument("--stages", default="pretrain,linear,knn,finetune", help="stages to run (the rest are skipped)")
     ap.add_argument("--out", help="run folder (default benchmarks/runs/pretrain_camvid[_STEPS])")
     ap.add_argument("--table-only", action="store_true")
     args = ap.parse_args()
     out = Path(args.out) if args.out else Path(f"{RUNS}{budget_suffix(args.steps, DEFAULT_STEPS, '_')}")
     log = out / "log.txt"
     if not args.table_only:
+        stages = set(args.stages.split(","))
         for m in args.methods.split(","):
             base = out / m
             if m == "random":
                 ckpt = "random"
-            else:
+            elif "pretrain" in stages:
                 stage(
                     base / "pretrain",
                     [
@@ -76,8 +78,9 @@ def main() -> None:
                     ],
                     log,
                 )
+            if m != "random":
                 ckpt = str(base / "pretrain" / "checkpoints" / "last.ckpt")
-            for proto in ("linear", "knn"):
+            for proto in [p for p in ("linear", "knn") if p in stages]:
                 stage(
                     base / proto,
                     [
@@ -94,7 +97,7 @@ def main() -> None:
                     ],
                     log,
                 )
-            if m != "random" and not args.no_finetune:
+            if m != "random" and not args.no_finetune and "finetune" in stages:
                 stage(
                     base / "finetune_1-8",
                     [

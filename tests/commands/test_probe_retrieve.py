@@ -45,12 +45,13 @@ def test_probe_linear(tmp_path, checkpoint):
             "linear",
             "--out",
             str(out),
-            *sets(*QUICK, "probe.steps=15"),
+            *sets(*QUICK, "probe.pixels_per_image=50", "probe.max_iter=20"),
         ]
     )
     assert rc == 0
     m = read_metrics(out)
     assert m["protocol"] == "linear" and m["checkpoint"] == checkpoint and m["labeled_images"] == 16
+    assert m["probe_pixels"] == 16 * 50 and m["probe"]["class_weights"] == "median_freq"
     assert (out / "config.yaml").is_file()
 
 

@@ -11,12 +11,12 @@ from segssl.evaluation.metrics import confusion_matrix, scores
 from segssl.evaluation.probes import (
     KNNSegmenter,
     LinearProbeSegmenter,
+    fit_linear_probe,
     knn_topk,
     knn_vote,
     load_backbone,
     pixel_embeddings,
     region_embeddings,
-    train_linear_probe,
 )
 from segssl.evaluation.retrieval import build_pixel_bank, draw_retrieval, normalized_image, retrieve
 from segssl.models.checkpoint import atomic_save
@@ -86,14 +86,49 @@ def toy_batch(n: int, g: torch.Generator) -> dict:
 def test_linear_probe_separable_toy_reaches_100():
     g = torch.Generator().manual_seed(0)
     batches = [toy_batch(4, g) for _ in range(5)]
-    torch.manual_seed(0)
-    head = train_linear_probe(ChannelsAsFeatures(), batches, num_classes=2, ignore_index=255, steps=300, lr=0.05)
+    x = torch.cat([b["image"][:, :2].permute(0, 2, 3, 1).reshape(-1, 2) for b in batches])
+    y = torch.cat([b["label"].reshape(-1) for b in batches])
+    keep = y != 255
+    head = fit_linear_probe(x[keep], y[keep], num_classes=2, l2=1e-6)
     assert not any(p.requires_grad for p in head.parameters())
     seg = LinearProbeSegmenter(ChannelsAsFeatures(), head)
     test = toy_batch(8, g)
     cm = confusion_matrix(seg(test["image"]).argmax(1), test["label"], 2, 255)
     res = scores(cm, ["a", "b"])
     assert res["pixel_acc"] == 100.0 and res["miou"] == 100.0
+
+
+def test_linear_probe_is_the_solved_weighted_logistic_regression():
+    """Same optimum as scikit-learn's multinomial LogisticRegression with the same class weights and penalty."""
+    from sklearn.linear_model import LogisticRegression
+
+    g = torch.Generator().manual_seed(1)
+    n, c, k = 600, 4, 3
+    y = torch.cat([torch.zeros(400), torch.ones(150), torch.full((50,), 2.0)]).long()  # imbalanced
+    centers = torch.randn(k, c, generator=g)
+    x = centers[y] + 0.9 * torch.randn(n, c, generator=g)
+    x = x * torch.tensor([1.0, 3.0, 0.5, 2.0]) + torch.tensor([0.5, -1.0, 2.0, 0.0])  # unequal scales
+    cw = torch.tensor([0.5, 1.0, 4.0])
+    l2 = 1e-2
+    head = fit_linear_probe(x, y, k, class_weight=cw, l2=l2, max_iter=500, tol=1e-10)
+    ours = head(x[:, :, None, None])[:, :, 0, 0]
+    mean, std = x.mean(0), x.std(0)
+    z = ((x - mean) / std).double().numpy()
+    # ours: sum w_i ce_i / sum w_i + l2/2 |W|^2  ==  sklearn's C sum w_i ce_i + 1/2 |W|^2 with C = 1 / (l2 sum w_i)
+    sk = LogisticRegression(
+        C=1.0 / (l2 * float(cw[y].sum())),
+        class_weight={i: float(w) for i, w in enumerate(cw)},
+        tol=1e-12,
+        max_iter=5000,
+    )
+    sk.fit(z, y.numpy())
+    ref = torch.from_numpy(sk.decision_function(z)).float()
+    # logits agree up to a per-sample constant (softmax invariance): compare centred logits
+    assert torch.allclose(ours - ours.mean(1, keepdim=True), ref - ref.mean(1, keepdim=True), atol=2e-3)
+    # the class weights matter: the rare class is predicted more often than without them
+    plain = fit_linear_probe(x, y, k, l2=l2)
+    rare = lambda h: int((h(x[:, :, None, None]).argmax(1) == 2).sum())  # noqa: E731
+    assert rare(head) > rare(plain)
 
 
 def test_knn_segmenter_matches_vote():

@@ -5,7 +5,7 @@
 The backbone comes from any segssl checkpoint (pretrained or trained), or `--checkpoint random`
 for the random-init baseline row. Writes RUN_DIR/metrics.json (dataset-level metrics on the test
 split, plus "protocol") and RUN_DIR/config.yaml. Settings live in the `probe:` config section
-(configs/probe/linear.yaml, configs/probe/knn.yaml; `--set probe.steps=...`).
+(configs/probe/linear.yaml, configs/probe/knn.yaml; `--set probe.max_iter=...`).
 """
 
 from __future__ import annotations
@@ -16,9 +16,10 @@ from pathlib import Path
 
 PROBE_DEFAULTS: dict = {
     "protocol": "linear",  # linear | knn
-    # linear probe
-    "steps": 300,  # Adam steps on batches of data.batch_size augmented labeled crops
-    "lr": 1e-3,
+    # linear probe: logistic regression solved on cached pixel features (pixels_per_image per image)
+    "max_iter": 300,  # L-BFGS iterations (stops earlier once converged)
+    "l2": 1e-4,  # L2 penalty on the standardised-feature weights
+    "class_weights": "median_freq",  # none | median_freq (balanced) | sqrt_median_freq
     # kNN (PASS distance matching, DINO vote)
     "k": 20,
     "temperature": 0.07,
@@ -93,13 +94,10 @@ def progress_fn(cfg: dict):
 
 def run(args: argparse.Namespace) -> int:
     import torch
-    from torch.utils.data import DataLoader, RandomSampler
 
     from segssl.commands.common import console, print_metrics
     from segssl.config import save_config
-    from segssl.data.dataset import SegmentationDataset
     from segssl.data.splits import split_labeled, write_split_files
-    from segssl.data.transforms import train_transform
     from segssl.data.validate import ensure_valid
     from segssl.errors import SegsslError
     from segssl.evaluation.evaluate import evaluate_model, write_metrics
@@ -107,8 +105,9 @@ def run(args: argparse.Namespace) -> int:
         KNNSegmenter,
         LinearProbeSegmenter,
         build_bank,
-        train_linear_probe,
+        fit_linear_probe,
     )
+    from segssl.training.class_weights import class_weights
 
     cfg, source, backbone, device = setup(args, probe_defaults())
     pc = cfg["probe"]
@@ -136,32 +135,34 @@ def run(args: argparse.Namespace) -> int:
     torch.manual_seed(int(cfg["seed"]))
 
     if protocol == "linear":
-        tf = train_transform(
-            d["crop"],
-            ignore_index=info.ignore_index,
-            base_size=d.get("base_size"),
-            scale=d["scale"],
-            color_jitter=float(d.get("color_jitter", 0.2)),
-        )
-        ds = SegmentationDataset(source, "train", samples, tf)
-        bs, steps = int(d["batch_size"]), int(pc["steps"])
-        gen = torch.Generator().manual_seed(int(cfg["seed"]))
-        sampler = RandomSampler(ds, num_samples=steps * bs, generator=gen)
-        loader = DataLoader(
-            ds, batch_size=bs, sampler=sampler, drop_last=True, num_workers=int(d.get("num_workers", 0))
-        )
-        head = train_linear_probe(
+        feats, labels = build_bank(
             backbone,
-            iter(loader),
-            info.num_classes,
-            info.ignore_index,
-            steps=steps,
-            lr=float(pc["lr"]),
+            source,
+            "train",
+            samples,
+            bank="pixel",
+            pixels_per_image=int(pc["pixels_per_image"]),
+            max_bank=int(pc["max_bank"]),
+            seed=int(cfg["seed"]),
             device=device,
-            log_every=100 if progress else 0,
-            log=console.print,
+            progress=progress,
+            normalize=False,
+        )
+        counts = torch.bincount(labels, minlength=info.num_classes)[: info.num_classes].numpy()
+        try:
+            weights = class_weights(counts, pc.get("class_weights", "none"))
+        except ValueError as e:
+            raise SegsslError(f"probe.class_weights: {e}") from None
+        head = fit_linear_probe(
+            feats,
+            labels,
+            info.num_classes,
+            class_weight=weights,
+            l2=float(pc["l2"]),
+            max_iter=int(pc["max_iter"]),
         )
         segmenter = LinearProbeSegmenter(backbone, head)
+        extra = {"probe_pixels": int(labels.numel())}
     else:
         bank, bank_labels = build_bank(
             backbone,
@@ -186,6 +187,7 @@ def run(args: argparse.Namespace) -> int:
             b_chunk=int(pc["b_chunk"]),
             query_stride=int(pc.get("query_stride", 1)),
         )
+        extra = {"bank_size": int(segmenter.bank.shape[0])}
     metrics = evaluate_model(
         segmenter,
         source,
@@ -198,8 +200,7 @@ def run(args: argparse.Namespace) -> int:
     metrics["protocol"] = protocol
     metrics["labeled_images"] = len(samples)
     metrics["probe"] = {k: v for k, v in pc.items() if k != "protocol"}
-    if protocol == "knn":
-        metrics["bank_size"] = int(segmenter.bank.shape[0])
+    metrics.update(extra)
     run_dir.mkdir(parents=True, exist_ok=True)
     save_config(cfg, run_dir / "config.yaml")
     write_metrics(metrics, run_dir / "metrics.json")

@@ -1,8 +1,10 @@
 """Shared benchmark plumbing: resumable runs, machine description, BENCHMARKS.md sections.
 
-Each benchmark run lives in its own run directory; a finished run (metrics.json + bench.json)
-is skipped on restart, an interrupted one resumes from its last checkpoint, so a table fills in
-over several sessions.
+Each benchmark run lives in its own run directory under benchmarks/runs/ (not committed: it holds
+checkpoints); an interrupted run resumes from its last checkpoint. A finished run's small result
+files (metrics*.json, bench.json, its split file) are archived under benchmarks/results/ (committed),
+mirroring the runs/ layout, so a finished run is skipped and its table row regenerated in a later
+session on a fresh checkout: a table fills in over several sessions.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import json
 import os
 import platform
 import re
+import shutil
 import subprocess
 import sys
 import time
@@ -19,6 +22,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 BENCH_MD = ROOT / "BENCHMARKS.md"
+RUNS = ROOT / "benchmarks" / "runs"
+RESULTS = ROOT / "benchmarks" / "results"
+ARCHIVED = ("metrics.json", "metrics_best.json", "bench.json", "splits/labeled.txt")
 SEGSSL = [sys.executable, "-m", "segssl.cli"]
 
 
@@ -67,8 +73,30 @@ def budget_suffix(steps: int, default: int, sep: str) -> str:
     return "" if steps == default else f"{sep}{steps}"
 
 
+def archived(p: Path) -> Path:
+    """Where the committed archive keeps `p` (a file under benchmarks/runs/); `p` itself elsewhere."""
+    try:
+        return RESULTS / Path(p).resolve().relative_to(RUNS.resolve())
+    except ValueError:
+        return Path(p)
+
+
 def load_json(p: Path) -> dict | None:
-    return json.loads(p.read_text()) if p.is_file() else None
+    """A run's JSON file, from its run directory or else from the committed archive."""
+    for q in (Path(p), archived(p)):
+        if q.is_file():
+            return json.loads(q.read_text())
+    return None
+
+
+def finish(info: dict, run_dir: Path) -> None:
+    """Mark a run finished (bench.json) and archive its small result files under benchmarks/results/."""
+    save_json(info, run_dir / "bench.json")
+    for name in ARCHIVED:
+        src = run_dir / name
+        if src.is_file() and archived(src) != src:
+            archived(src).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(src, archived(src))
 
 
 def save_json(obj: dict, p: Path) -> None:

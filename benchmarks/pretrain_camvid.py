@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import ROOT, budget_suffix, fmt, header, load_json, run_segssl, save_json, write_section  # noqa: E402
+from common import ROOT, budget_suffix, finish, fmt, header, load_json, run_segssl, write_section  # noqa: E402
 
 METHODS = ["pixpro_unet", "densecl", "pass_align", "pixpro_allpairs"]
 FINETUNE = "configs/benchmarks/camvid_supervised.yaml"
@@ -30,20 +30,21 @@ PRETRAIN_SET = [
     "train.progress=false",
     DECODER,
 ]
-PROBE_SET = ["data.crop=[160,224]", "train.progress=false", DECODER]  # DECODER only shapes the random-init row
+PROBE_SET = ["train.progress=false", DECODER]  # DECODER only shapes the random-init row
 
 
 def sets(items: list[str]) -> list[str]:
     return [a for s in items for a in ("--set", s)]
 
 
-def stage(rd: Path, args: list[str], log: Path) -> dict | None:
-    """Run one stage unless finished; returns its bench info."""
+def stage(rd: Path, args: list[str], log: Path, need_checkpoint: bool = False) -> dict | None:
+    """Run one stage unless finished; returns its bench info. A finished pretraining whose checkpoint
+    a later stage still needs (but a fresh checkout lacks) is run again from scratch."""
     done = load_json(rd / "bench.json")
-    if done:
+    if done and not (need_checkpoint and not (rd / "checkpoints" / "last.ckpt").is_file()):
         return done
     info = run_segssl(args, rd, log)
-    save_json(info, rd / "bench.json")
+    finish(info, rd)
     return info
 
 
@@ -63,6 +64,9 @@ def main() -> None:
         stages = set(args.stages.split(","))
         for m in args.methods.split(","):
             base = out / m
+            todo = [s for s in ("linear", "knn") if s in stages] + (
+                ["finetune_1-8"] if "finetune" in stages and not args.no_finetune else []
+            )
             if m == "random":
                 ckpt = "random"
             elif "pretrain" in stages:
@@ -77,6 +81,7 @@ def main() -> None:
                         *sets([*PRETRAIN_SET, f"train.max_steps={args.steps}"]),
                     ],
                     log,
+                    need_checkpoint=any(not load_json(base / s / "bench.json") for s in todo),
                 )
             if m != "random":
                 ckpt = str(base / "pretrain" / "checkpoints" / "last.ckpt")
@@ -147,8 +152,9 @@ def write_table(out: Path, args) -> None:
         + header(f"python benchmarks/pretrain_camvid.py{budget_suffix(args.steps, DEFAULT_STEPS, ' --steps ')}")
         + f"\nPretraining: {args.steps} steps of batch 8 two-view 96x128 crops on the 468 CamVid train+val "
         "images (labels never read), UNet / ResNet-18, each method's config in `configs/pretrain/`. "
-        "Probes on frozen full-resolution pixel features with all 367 train masks: linear = 1x1 conv, 300 Adam "
-        "steps on 160x224 crops; kNN = k 20, T 0.07, 300 pixels per train image, "
+        "Probes on frozen full-resolution pixel features with all 367 train masks: linear = multinomial logistic "
+        "regression (1x1 conv), median-frequency class-balanced, solved by L-BFGS on 4000 cached pixels per "
+        "image; kNN = k 20, T 0.07, 300 pixels per train image, "
         "votes on a 4x4-pooled query grid. Fine-tuning: the supervised "
         "benchmark's config (800 steps) with the same 1/8 split file, starting from the pretrained weights. "
         "images/s = pretraining images (two views each) per wall-clock second, including validation-free "

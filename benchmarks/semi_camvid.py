@@ -3,9 +3,14 @@
 Every row uses its `configs/semi/<method>.yaml` with ONE shared CPU budget applied on top (same
 architecture, steps, crop, batch and seed-0 split files), and is scored on the test split with the
 final checkpoint (the honest headline; best-on-val is shown beside it).
+With `--warmstart W`, every row (the supervised one included) starts from ONE shared supervised
+checkpoint per fraction, trained W steps on that fraction's labeled images (the teacher semi-supervised
+methods need: the papers start from ImageNet weights, which segssl never downloads); each row then
+trains its own `--steps` more, so every row has the same W + steps budget.
 Usage: python benchmarks/semi_camvid.py [--methods supervised,unimatch,...] [--fractions 1/8] [--steps N]
-Writes benchmarks/runs/semi_camvid/<method>/<fraction>/, the `semi-camvid` table in BENCHMARKS.md and
-benchmarks/label_efficiency_camvid.png.
+       [--warmstart W]
+Writes benchmarks/runs/semi_camvid[_STEPS][_wsW]/<method>/<fraction>/, the matching `semi-camvid...`
+table in BENCHMARKS.md and benchmarks/label_efficiency_camvid[...].png.
 """
 
 from __future__ import annotations
@@ -16,7 +21,7 @@ from fractions import Fraction
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import ROOT, budget_suffix, fmt, header, load_json, run_segssl, save_json, write_section  # noqa: E402
+from common import ROOT, budget_suffix, finish, fmt, header, load_json, run_segssl, write_section  # noqa: E402
 
 METHODS = [
     "supervised",
@@ -66,17 +71,29 @@ def slug(frac: str) -> str:
     return frac.replace("/", "-")
 
 
+def variant(args, sep: str) -> str:
+    """Name suffix of a non-default budget / warm-start, so runs, sections and plots never mix."""
+    ws = f"{sep}ws{args.warmstart}" if args.warmstart else ""
+    return budget_suffix(args.steps, DEFAULT_STEPS, sep) + ws
+
+
+def command(args) -> str:
+    steps = budget_suffix(args.steps, DEFAULT_STEPS, " --steps ")
+    return f"python benchmarks/semi_camvid.py{steps}" + (f" --warmstart {args.warmstart}" if args.warmstart else "")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--data", default=str((ROOT / ".." / "shared" / "data" / "camvid").resolve()))
     ap.add_argument("--methods", default=",".join(METHODS))
     ap.add_argument("--fractions", default=",".join([*FRACTIONS, "all"]))
     ap.add_argument("--steps", type=int, default=DEFAULT_STEPS)
+    ap.add_argument("--warmstart", type=int, default=0, help="shared supervised warm-up steps (0: random init)")
     ap.add_argument("--out", help="run folder (default benchmarks/runs/semi_camvid[_STEPS])")
     ap.add_argument("--table-only", action="store_true")
     args = ap.parse_args()
     runs = ROOT / "benchmarks" / "runs" / "semi_camvid"
-    out = Path(args.out) if args.out else Path(f"{runs}{budget_suffix(args.steps, DEFAULT_STEPS, '_')}")
+    out = Path(args.out) if args.out else Path(f"{runs}{variant(args, '_')}")
     if not args.table_only:
         for frac in args.fractions.split(","):
             for m in args.methods.split(","):
@@ -86,15 +103,28 @@ def main() -> None:
                 if load_json(rd / "bench.json"):
                     continue
                 labeled = [] if frac == "all" else ["--labeled", frac]
-                sets = [a for s in budget(args.steps) for a in ("--set", s)]
+                init = warm_start(out, frac, labeled, args) if args.warmstart else []
+                sets = [a for s in [*budget(args.steps), *init] for a in ("--set", s)]
                 info = run_segssl(
                     ["train", "--config", f"configs/semi/{m}.yaml", "--data", args.data, *labeled, *sets],
                     rd,
                     out / "log.txt",
                 )
-                save_json(info, rd / "bench.json")
+                finish(info, rd)
                 write_table(out, args)
     write_table(out, args)
+
+
+def warm_start(out: Path, frac: str, labeled: list[str], args) -> list[str]:
+    """The shared supervised warm-up of one fraction, trained once (again on a fresh checkout, where only
+    its archived results are left: it is seeded, so it gives the same weights); returns `model.init`."""
+    rd = out / "warmup" / slug(frac)
+    ckpt = rd / "checkpoints" / "last.ckpt"
+    if not ((rd / "bench.json").is_file() and ckpt.is_file()):
+        sets = [a for s in budget(args.warmstart) for a in ("--set", s)]
+        cmd = ["train", "--config", "configs/semi/supervised.yaml", "--data", args.data, *labeled, *sets]
+        finish(run_segssl(cmd, rd, out / "log.txt"), rd)
+    return [f"model.init={ckpt}"]
 
 
 def write_table(out: Path, args) -> None:
@@ -129,17 +159,23 @@ def write_table(out: Path, args) -> None:
         )
     else:
         ceiling_line = "All 367 labels, supervised (the ceiling at this budget): not run yet.\n"
-    plot = ROOT / "benchmarks" / f"label_efficiency_camvid{budget_suffix(args.steps, DEFAULT_STEPS, '_')}.png"
+    ws = args.warmstart
+    start = (
+        f"from one shared supervised checkpoint per fraction ({ws} steps on that fraction's labeled images, "
+        f"same budget; {ws} + {args.steps} steps in all for every row)"
+        if ws
+        else "from random init"
+    )
+    title = f"{args.steps} steps" + (f" after a shared {ws}-step supervised warm start" if ws else "")
+    plot = ROOT / "benchmarks" / f"label_efficiency_camvid{variant(args, '_')}.png"
     if points:
-        label_efficiency_plot(
-            points, plot, title=f"CamVid test mIoU vs labeled fraction ({args.steps} steps, final checkpoint)"
-        )
+        label_efficiency_plot(points, plot, title=f"CamVid test mIoU vs labeled fraction ({title}, final checkpoint)")
     body = (
-        f"## Semi-supervised label-efficiency table, CamVid, {args.steps} steps (test split, final checkpoint)\n\n"
-        + header(f"python benchmarks/semi_camvid.py{budget_suffix(args.steps, DEFAULT_STEPS, ' --steps ')}")
+        f"## Semi-supervised label-efficiency table, CamVid, {title} (test split, final checkpoint)\n\n"
+        + header(command(args))
         + f"\nShared budget for every row: {args.steps} steps, batch 8 labeled (+ 8 unlabeled for semi methods), "
         "96x128 crops at scale 0.5-1.5 of 240x180, AdamW 2e-3 poly, sqrt median-frequency class weights, "
-        "UNet / ResNet-18 (decoder 128-64-32-32-32) from random init; unlabeled = the rest of train + val images; "
+        f"UNet / ResNet-18 (decoder 128-64-32-32-32) {start}; unlabeled = the rest of train + val images; "
         "split files from seed 0 (identical to the supervised baselines'); each method's own hyper-parameters "
         "from `configs/semi/<method>.yaml`. Cells: final-checkpoint test mIoU (best-on-val checkpoint in "
         "brackets), Δ = final minus the supervised row at the same fraction, wall-clock minutes (1 thread, two "
@@ -149,7 +185,7 @@ def write_table(out: Path, args) -> None:
         + ceiling_line
         + (f"\n![label efficiency](benchmarks/{plot.name})\n" if points else "")
     )
-    write_section(f"semi-camvid{budget_suffix(args.steps, DEFAULT_STEPS, '-')}", body)
+    write_section(f"semi-camvid{variant(args, '-')}", body)
 
 
 if __name__ == "__main__":

@@ -263,6 +263,11 @@ def test_cps_networks_differ_and_the_cps_term_crosses_their_argmaxes():
         l1, l2 = m.model(x), m.model2(x)
     ce = F.cross_entropy(l1, l2.argmax(1), reduction="none") + F.cross_entropy(l2, l1.argmax(1), reduction="none")
     assert float(out.logs["loss_cps"]) == pytest.approx(float(ce[valid].mean()), rel=1e-5)
+    assert float(out.loss) == pytest.approx(float(out.logs["loss_sup"]) + 1.5 * float(out.logs["loss_cps"]), rel=1e-5)
+    ramped = _method("cps", rampup=0.5).eval().training_step(b, 2)  # t = 2 / (0.5 x 10 steps) = 0.4
+    w = 1.5 * math.exp(-5 * 0.6**2)
+    assert float(ramped.logs["cps_weight"]) == pytest.approx(w)
+    assert float(ramped.loss) == pytest.approx(float(ramped.logs["loss_sup"]) + w * float(ramped.logs["loss_cps"]))
     m.train()
     mixed = _method("cps", cutmix=True).training_step(b, 0)
     mixed.loss.backward()

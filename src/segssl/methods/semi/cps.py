@@ -21,9 +21,14 @@ class CPS(SemiMethod):
     (3 boxes of total area U(0.25, 0.5), the official CutMix settings). lambda (`weight`) is
     1.5 on VOC and 6 on Cityscapes in the paper. The first network is the one evaluated and
     exported (the paper evaluates one branch; both perform alike).
+
+    `rampup` (share of max_steps, 0 = the paper) ramps lambda up as exp(-5 (1 - t)^2): the paper's
+    networks start from ImageNet weights, so their argmaxes mean something at step 0; from random
+    init they are noise, and a full-weight hard-label term locks both networks into it (measured:
+    14.0 mIoU at CamVid 1/8 without ramp-up, see BENCHMARKS.md).
     """
 
-    defaults = {"weight": 1.5, "cutmix": False, "prop_range": [0.25, 0.5], "n_boxes": 3}
+    defaults = {"weight": 1.5, "cutmix": False, "prop_range": [0.25, 0.5], "n_boxes": 3, "rampup": 0.0}
 
     def __init__(self, cfg, info):
         super().__init__(cfg, info)
@@ -56,5 +61,6 @@ class CPS(SemiMethod):
         else:
             valid = torch.cat((lb["label"] != self.info.ignore_index, valid_u))
             cps = cps_loss(l1, l2, valid=valid)
-        loss = sup + float(self.a["weight"]) * cps
-        return StepOutput(loss, {"loss_sup": sup.detach(), "loss_cps": cps.detach()})
+        w = float(self.a["weight"]) * self.ramp(step)
+        loss = sup + w * cps
+        return StepOutput(loss, {"loss_sup": sup.detach(), "loss_cps": cps.detach(), "cps_weight": w})

@@ -45,13 +45,17 @@ def test_probe_linear(tmp_path, checkpoint):
             "linear",
             "--out",
             str(out),
-            *sets(*QUICK, "probe.pixels_per_image=50", "probe.max_iter=20"),
+            *sets(*QUICK, "probe.pixels_per_image=50", "probe.max_iter=20", "probe.l2=[1e-4, 1e-1]"),
         ]
     )
     assert rc == 0
     m = read_metrics(out)
     assert m["protocol"] == "linear" and m["checkpoint"] == checkpoint and m["labeled_images"] == 16
-    assert m["probe_pixels"] == 16 * 50 and m["probe"]["class_weights"] == "median_freq"
+    assert m["probe_pixels"] == 16 * 50
+    # the grid: 3 class weightings (configs/probe/linear.yaml) x 2 l2 values, chosen on val
+    assert len(m["probe_val_miou"]) == 6 and m["probe_choice"] in [r["name"] for r in m["probe_val_miou"]]
+    best = max(m["probe_val_miou"], key=lambda r: r["val_miou"])
+    assert m["probe_choice"] == best["name"]
     assert (out / "config.yaml").is_file()
 
 

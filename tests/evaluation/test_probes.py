@@ -16,7 +16,9 @@ from segssl.evaluation.probes import (
     knn_vote,
     load_backbone,
     pixel_embeddings,
+    probe_scores,
     region_embeddings,
+    select_linear_probe,
 )
 from segssl.evaluation.retrieval import build_pixel_bank, draw_retrieval, normalized_image, retrieve
 from segssl.models.checkpoint import atomic_save
@@ -129,6 +131,22 @@ def test_linear_probe_is_the_solved_weighted_logistic_regression():
     plain = fit_linear_probe(x, y, k, l2=l2)
     rare = lambda h: int((h(x[:, :, None, None]).argmax(1) == 2).sum())  # noqa: E731
     assert rare(head) > rare(plain)
+
+
+def test_linear_probe_grid_keeps_the_best_candidate_on_val():
+    g = torch.Generator().manual_seed(2)
+    y = (torch.rand(400, generator=g) < 0.5).long()
+    x = torch.stack([(2 * y - 1) * (0.5 + torch.rand(400, generator=g)), torch.randn(400, generator=g)], 1)
+    vy = (torch.rand(300, generator=g) < 0.5).long()
+    vx = torch.stack([(2 * vy - 1) * (0.5 + torch.rand(300, generator=g)), torch.randn(300, generator=g)], 1)
+    # l2 = 1e4 shrinks the weights to ~0 while the unpenalised bias follows the 100x class weight:
+    # class 1 everywhere
+    heavy = torch.tensor([1.0, 100.0])
+    cands = [{"name": "huge", "l2": 1e4, "class_weight": heavy}, {"name": "small", "l2": 1e-4, "class_weight": None}]
+    head, table = select_linear_probe(x, y, vx, vy, ["a", "b"], cands)
+    assert [r["name"] for r in table] == ["huge", "small"]
+    assert table[1]["val_miou"] == 100.0 and table[0]["val_miou"] < 50.0
+    assert probe_scores(head, vx, vy, ["a", "b"])["miou"] == 100.0  # the small-l2 head was kept
 
 
 def test_knn_segmenter_matches_vote():

@@ -17,6 +17,7 @@ from pathlib import Path
 PROBE_DEFAULTS: dict = {
     "protocol": "linear",  # linear | knn
     # linear probe: logistic regression solved on cached pixel features (pixels_per_image per image)
+    # a list in class_weights / l2 is a grid: one probe per combination, the best on data.val_split kept
     "max_iter": 300,  # L-BFGS iterations (stops earlier once converged)
     "l2": 1e-4,  # L2 penalty on the standardised-feature weights
     "class_weights": "median_freq",  # none | median_freq (balanced) | sqrt_median_freq
@@ -105,9 +106,7 @@ def run(args: argparse.Namespace) -> int:
         KNNSegmenter,
         LinearProbeSegmenter,
         build_bank,
-        fit_linear_probe,
     )
-    from segssl.training.class_weights import class_weights
 
     cfg, source, backbone, device = setup(args, probe_defaults())
     pc = cfg["probe"]
@@ -148,21 +147,9 @@ def run(args: argparse.Namespace) -> int:
             progress=progress,
             normalize=False,
         )
-        counts = torch.bincount(labels, minlength=info.num_classes)[: info.num_classes].numpy()
-        try:
-            weights = class_weights(counts, pc.get("class_weights", "none"))
-        except ValueError as e:
-            raise SegsslError(f"probe.class_weights: {e}") from None
-        head = fit_linear_probe(
-            feats,
-            labels,
-            info.num_classes,
-            class_weight=weights,
-            l2=float(pc["l2"]),
-            max_iter=int(pc["max_iter"]),
-        )
+        head, extra = fit_probe(backbone, source, feats, labels, pc, d, device, progress)
         segmenter = LinearProbeSegmenter(backbone, head)
-        extra = {"probe_pixels": int(labels.numel())}
+        extra["probe_pixels"] = int(labels.numel())
     else:
         bank, bank_labels = build_bank(
             backbone,
@@ -207,3 +194,51 @@ def run(args: argparse.Namespace) -> int:
     print_metrics(metrics, f"{protocol} probe of {args.checkpoint}")
     console.print(f"metrics: {run_dir / 'metrics.json'}")
     return 0
+
+
+def fit_probe(backbone, source, feats, labels, pc: dict, d: dict, device, progress):
+    """The linear probe's head: one fit, or, when `class_weights` / `l2` are lists, the grid's best on val.
+
+    Returns (head, extra metrics: the chosen candidate and every candidate's val mIoU)."""
+    import torch
+
+    from segssl.data.validate import ensure_valid
+    from segssl.errors import SegsslError
+    from segssl.evaluation.probes import build_bank, fit_linear_probe, select_linear_probe
+    from segssl.training.class_weights import class_weights
+
+    info = source.info
+    counts = torch.bincount(labels, minlength=info.num_classes)[: info.num_classes].numpy()
+    kinds = pc["class_weights"] if isinstance(pc["class_weights"], list) else [pc["class_weights"]]
+    l2s = pc["l2"] if isinstance(pc["l2"], list) else [pc["l2"]]
+    cands = []
+    for kind in kinds:
+        try:
+            w = class_weights(counts, kind)
+        except ValueError as e:
+            raise SegsslError(f"probe.class_weights: {e}") from None
+        cands += [{"name": f"class_weights={kind}, l2={l2}", "class_weight": w, "l2": float(l2)} for l2 in l2s]
+    if len(cands) == 1:
+        c = cands[0]
+        head = fit_linear_probe(
+            feats, labels, info.num_classes, class_weight=c["class_weight"], l2=c["l2"], max_iter=int(pc["max_iter"])
+        )
+        return head, {"probe_choice": c["name"]}
+    val = d.get("val_split", "val")
+    if not source.has_labels(val):
+        raise SegsslError(f"{source.root or source.name}/{val}: a probe grid is chosen on val, but it has no labels")
+    ensure_valid(source, [val], need_labels=[val])
+    vf, vl = build_bank(
+        backbone,
+        source,
+        val,
+        source.samples(val),
+        pixels_per_image=0,
+        max_bank=0,
+        device=device,
+        progress=progress,
+        normalize=False,
+    )
+    head, table = select_linear_probe(feats, labels, vf, vl, info.classes, cands, max_iter=int(pc["max_iter"]))
+    best = max(table, key=lambda r: r["val_miou"])
+    return head, {"probe_choice": best["name"], "probe_val_miou": table}

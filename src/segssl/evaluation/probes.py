@@ -29,6 +29,7 @@ from segssl.data.dataset import SegmentationDataset
 from segssl.data.source import DataSource, Sample
 from segssl.data.transforms import eval_transform
 from segssl.errors import SegsslError
+from segssl.evaluation.metrics import confusion_matrix, scores
 from segssl.models.checkpoint import load_matching, read_checkpoint
 from segssl.models.segmodel import SegModel, build_model
 
@@ -120,6 +121,44 @@ def fit_linear_probe(
     for p in head.parameters():
         p.requires_grad_(False)
     return head
+
+
+@torch.no_grad()
+def probe_scores(head: nn.Conv2d, feats: torch.Tensor, labels: torch.Tensor, classes: Sequence[str]) -> dict:
+    """Dataset-level scores of a 1x1-conv head on cached (N, C) pixel features with (N,) labels (no ignore)."""
+    k = len(classes)
+    w, b = head.weight[:, :, 0, 0], head.bias
+    cm = torch.zeros(k, k, dtype=torch.long)
+    for s in range(0, feats.shape[0], 1 << 20):
+        pred = (feats[s : s + (1 << 20)].float() @ w.t() + b).argmax(1)
+        cm += confusion_matrix(pred.cpu(), labels[s : s + (1 << 20)].cpu(), k, -1)
+    return scores(cm, list(classes))
+
+
+def select_linear_probe(
+    feats: torch.Tensor,
+    labels: torch.Tensor,
+    val_feats: torch.Tensor,
+    val_labels: torch.Tensor,
+    classes: Sequence[str],
+    candidates: Sequence[dict],
+    max_iter: int = 300,
+) -> tuple[nn.Conv2d, list[dict]]:
+    """Fit one probe per candidate {"class_weight": (K,) or None, "l2": float, "name": str}; keep the one
+    with the best validation mIoU (the usual linear-evaluation protocol: each representation gets its
+    best probe hyper-parameters, chosen on val, never on test). Returns (head, [{name, val_miou}])."""
+    best, table = None, []
+    for c in candidates:
+        head = fit_linear_probe(
+            feats, labels, len(classes), class_weight=c.get("class_weight"), l2=float(c["l2"]), max_iter=max_iter
+        )
+        miou = probe_scores(head, val_feats, val_labels, classes)["miou"]
+        table.append({"name": c["name"], "val_miou": miou})
+        if best is None or miou > best[0]:
+            best = (miou, head)
+    if best is None:
+        raise SegsslError("linear probe: no candidate hyper-parameters to fit")
+    return best[1], table
 
 
 # ----------------------------------------------------------------------------------------- kNN

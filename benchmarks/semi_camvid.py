@@ -73,13 +73,15 @@ def slug(frac: str) -> str:
 
 def variant(args, sep: str) -> str:
     """Name suffix of a non-default budget / warm-start, so runs, sections and plots never mix."""
-    ws = f"{sep}ws{args.warmstart}" if args.warmstart else ""
+    ws = "" if args.warmstart == "0" else f"{sep}ws{args.warmstart if args.warmstart.isdigit() else 'sup'}"
     return budget_suffix(args.steps, DEFAULT_STEPS, sep) + ws
 
 
 def command(args) -> str:
     steps = budget_suffix(args.steps, DEFAULT_STEPS, " --steps ")
-    return f"python benchmarks/semi_camvid.py{steps}" + (f" --warmstart {args.warmstart}" if args.warmstart else "")
+    return f"python benchmarks/semi_camvid.py{steps}" + (
+        "" if args.warmstart == "0" else f" --warmstart {args.warmstart}"
+    )
 
 
 def main() -> None:
@@ -88,7 +90,12 @@ def main() -> None:
     ap.add_argument("--methods", default=",".join(METHODS))
     ap.add_argument("--fractions", default=",".join([*FRACTIONS, "all"]))
     ap.add_argument("--steps", type=int, default=DEFAULT_STEPS)
-    ap.add_argument("--warmstart", type=int, default=0, help="shared supervised warm-up steps (0: random init)")
+    ap.add_argument(
+        "--warmstart",
+        default="0",
+        help="shared supervised warm start: N steps at this budget, or 'supervised_camvid' (the supervised "
+        "benchmark's run of the fraction: 800 steps, 128x160 crops); 0 = random init",
+    )
     ap.add_argument("--out", help="run folder (default benchmarks/runs/semi_camvid[_STEPS])")
     ap.add_argument("--table-only", action="store_true")
     args = ap.parse_args()
@@ -103,7 +110,7 @@ def main() -> None:
                 if load_json(rd / "bench.json"):
                     continue
                 labeled = [] if frac == "all" else ["--labeled", frac]
-                init = warm_start(out, frac, labeled, args) if args.warmstart else []
+                init = [] if args.warmstart == "0" else warm_start(out, frac, labeled, args)
                 sets = [a for s in [*budget(args.steps), *init] for a in ("--set", s)]
                 info = run_segssl(
                     ["train", "--config", f"configs/semi/{m}.yaml", "--data", args.data, *labeled, *sets],
@@ -116,14 +123,23 @@ def main() -> None:
 
 
 def warm_start(out: Path, frac: str, labeled: list[str], args) -> list[str]:
-    """The shared supervised warm-up of one fraction, trained once (again on a fresh checkout, where only
+    """The shared supervised warm start of one fraction, trained once (again on a fresh checkout, where only
     its archived results are left: it is seeded, so it gives the same weights); returns `model.init`."""
-    rd = out / "warmup" / slug(frac)
+    if args.warmstart.isdigit():
+        rd, log = out / "warmup" / slug(frac), out / "log.txt"
+        sets = [a for s in budget(int(args.warmstart)) for a in ("--set", s)]
+        cmd = ["train", "--config", "configs/semi/supervised.yaml", "--data", args.data, *labeled, *sets]
+    elif args.warmstart == "supervised_camvid":
+        from supervised_camvid import CONFIG
+
+        rd = ROOT / "benchmarks" / "runs" / "supervised_camvid" / slug(frac)
+        log = rd.parent / "log.txt"
+        cmd = ["train", "--config", CONFIG, "--data", args.data, *labeled]
+    else:
+        raise SystemExit(f"--warmstart {args.warmstart}: expected a number of steps or supervised_camvid")
     ckpt = rd / "checkpoints" / "last.ckpt"
     if not ((rd / "bench.json").is_file() and ckpt.is_file()):
-        sets = [a for s in budget(args.warmstart) for a in ("--set", s)]
-        cmd = ["train", "--config", "configs/semi/supervised.yaml", "--data", args.data, *labeled, *sets]
-        finish(run_segssl(cmd, rd, out / "log.txt"), rd)
+        finish(run_segssl(cmd, rd, log), rd)
     return [f"model.init={ckpt}"]
 
 
@@ -160,13 +176,21 @@ def write_table(out: Path, args) -> None:
     else:
         ceiling_line = "All 367 labels, supervised (the ceiling at this budget): not run yet.\n"
     ws = args.warmstart
-    start = (
-        f"from one shared supervised checkpoint per fraction ({ws} steps on that fraction's labeled images, "
-        f"same budget; {ws} + {args.steps} steps in all for every row)"
-        if ws
-        else "from random init"
-    )
-    title = f"{args.steps} steps" + (f" after a shared {ws}-step supervised warm start" if ws else "")
+    if ws == "0":
+        start, title = "from random init", f"{args.steps} steps"
+    elif ws.isdigit():
+        start = (
+            f"from one shared supervised checkpoint per fraction ({ws} steps of this budget on that fraction's "
+            f"labeled images; {ws} + {args.steps} steps in all for every row)"
+        )
+        title = f"{args.steps} steps after a shared {ws}-step supervised warm start"
+    else:
+        start = (
+            "from one shared supervised checkpoint per fraction: the supervised benchmark's run of that fraction "
+            f"(`configs/benchmarks/camvid_supervised.yaml`: 800 steps, 128x160 crops; 800 + {args.steps} steps in "
+            "all for every row)"
+        )
+        title = f"{args.steps} steps after the 800-step supervised baseline"
     plot = ROOT / "benchmarks" / f"label_efficiency_camvid{variant(args, '_')}.png"
     if points:
         label_efficiency_plot(points, plot, title=f"CamVid test mIoU vs labeled fraction ({title}, final checkpoint)")

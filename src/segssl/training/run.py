@@ -172,7 +172,7 @@ def final_evaluation(
     if not source.has_labels(split):
         return {}
     device = "cuda" if torch.cuda.is_available() and cfg["train"].get("accelerator", "auto") != "cpu" else "cpu"
-    out = {}
+    out: dict = {}
     for name, fname in (("last", "metrics.json"), ("best", "metrics_best.json")):
         ck = run_dir / "checkpoints" / f"{name}.ckpt"
         if not ck.is_file():
@@ -180,9 +180,12 @@ def final_evaluation(
         entry = read_checkpoint(ck)
         if entry.get("kind") != "segmenter":
             return {}
-        model = build_model({**cfg["model"], "encoder_weights": None}, source.info.num_classes)
-        model.load_state_dict(entry["model_state"])
-        m = evaluate_model(model, source, split, cfg["eval"], device=device, checkpoint=name)
+        if name == "best" and "last" in out and entry.get("global_step") == out["last"]["global_step"]:
+            m = {**out["last"], "checkpoint": name}  # the best checkpoint is the last one: same weights
+        else:
+            model = build_model({**cfg["model"], "encoder_weights": None}, source.info.num_classes)
+            model.load_state_dict(entry["model_state"])
+            m = evaluate_model(model, source, split, cfg["eval"], device=device, checkpoint=name)
         m["global_step"] = entry.get("global_step")
         if train_time_s is not None:  # wall-clock of this invocation's fit (of the last part if resumed)
             m["train_time_s"] = round(train_time_s, 1)

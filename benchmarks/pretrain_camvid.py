@@ -158,7 +158,8 @@ def write_table(out: Path, args) -> None:
         "votes on a 4x4-pooled query grid. Fine-tuning: the supervised "
         "benchmark's config (800 steps) with the same 1/8 split file, starting from the pretrained weights. "
         "images/s = pretraining images (two views each) per wall-clock second, including validation-free "
-        "overheads; runs shared the 2 cores with another benchmark (1 thread each).\n\n" + "\n".join(rows) + "\n"
+        "overheads; runs shared the 2 cores with one to three other benchmark processes (1 thread each), so "
+        "minutes and images/s are pessimistic. — = not run at this budget yet.\n\n" + "\n".join(rows) + "\n"
     )
     if args.steps != DEFAULT_STEPS:
         body = body.replace("pretraining, CamVid", f"pretraining for {args.steps} steps, CamVid", 1)

@@ -203,7 +203,7 @@ def write_table(out: Path, args) -> None:
         "split files from seed 0 (identical to the supervised baselines'); each method's own hyper-parameters "
         "from `configs/semi/<method>.yaml`. Cells: final-checkpoint test mIoU (best-on-val checkpoint in "
         "brackets), Δ = final minus the supervised row at the same fraction, wall-clock minutes (1 thread, two "
-        "runs sharing the 2 cores). — = not run yet.\n\n"
+        "to four runs sharing the 2 cores, so an upper bound). — = not run yet.\n\n"
         + "\n".join(rows)
         + "\n\n"
         + ceiling_line

@@ -89,7 +89,7 @@ def fit_linear_probe(
     y = labels.long()
     mean, std = x.mean(0), x.std(0).clamp(min=1e-6)
     z = (x - mean) / std
-    w = torch.ones(num_classes) if class_weight is None else class_weight.float().to(x.device)
+    w = torch.ones(num_classes) if class_weight is None else class_weight.float()
     sample_w = w.to(x.device)[y]
     norm = sample_w.sum().clamp(min=1e-12)
     weight = torch.zeros(num_classes, x.shape[1], device=x.device, requires_grad=True)
@@ -128,10 +128,10 @@ def probe_scores(head: nn.Conv2d, feats: torch.Tensor, labels: torch.Tensor, cla
     """Dataset-level scores of a 1x1-conv head on cached (N, C) pixel features with (N,) labels (no ignore)."""
     k = len(classes)
     w, b = head.weight[:, :, 0, 0], head.bias
-    cm = torch.zeros(k, k, dtype=torch.long)
-    for s in range(0, feats.shape[0], 1 << 20):
-        pred = (feats[s : s + (1 << 20)].float() @ w.t() + b).argmax(1)
-        cm += confusion_matrix(pred.cpu(), labels[s : s + (1 << 20)].cpu(), k, -1)
+    cm, chunk = torch.zeros(k, k, dtype=torch.long), 1 << 20
+    for s in range(0, feats.shape[0], chunk):
+        pred = (feats[s : s + chunk].float() @ w.t() + b).argmax(1)
+        cm += confusion_matrix(pred.cpu(), labels[s : s + chunk].cpu(), k, -1)
     return scores(cm, list(classes))
 
 

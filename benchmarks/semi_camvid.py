@@ -44,7 +44,10 @@ FRACTIONS = ["1/16", "1/8", "1/4"]
 DEFAULT_STEPS = 300
 
 
-def budget(steps: int) -> list[str]:
+DEFAULT_LR = 2e-3
+
+
+def budget(steps: int, lr: float = DEFAULT_LR) -> list[str]:
     """The shared budget: CamVid-native scale range, 96x128 crops, batch 8 (+8 unlabeled), poly AdamW.
 
     Sized so that 45 runs fit a CPU: UniMatch, the most expensive row, costs ~3.4 s/step on one core.
@@ -60,7 +63,7 @@ def budget(steps: int) -> list[str]:
         f"train.val_every_steps={max(steps // 4, 1)}",
         "train.epoch_steps=100",
         "train.warmup_steps=20",
-        "train.lr=0.002",
+        f"train.lr={lr:g}",
         "train.class_weights=sqrt_median_freq",
         "train.progress=false",
         "eval.batch_size=1",
@@ -74,13 +77,16 @@ def slug(frac: str) -> str:
 def variant(args, sep: str) -> str:
     """Name suffix of a non-default budget / warm-start, so runs, sections and plots never mix."""
     ws = "" if args.warmstart == "0" else f"{sep}ws{args.warmstart if args.warmstart.isdigit() else 'sup'}"
-    return budget_suffix(args.steps, DEFAULT_STEPS, sep) + ws
+    lr = "" if args.lr == DEFAULT_LR else f"{sep}lr{args.lr:g}"
+    return budget_suffix(args.steps, DEFAULT_STEPS, sep) + ws + lr
 
 
 def command(args) -> str:
     steps = budget_suffix(args.steps, DEFAULT_STEPS, " --steps ")
-    return f"python benchmarks/semi_camvid.py{steps}" + (
-        "" if args.warmstart == "0" else f" --warmstart {args.warmstart}"
+    return (
+        f"python benchmarks/semi_camvid.py{steps}"
+        + ("" if args.warmstart == "0" else f" --warmstart {args.warmstart}")
+        + ("" if args.lr == DEFAULT_LR else f" --lr {args.lr:g}")
     )
 
 
@@ -95,6 +101,13 @@ def main() -> None:
         default="0",
         help="shared supervised warm start: N steps at this budget, or 'supervised_camvid' (the supervised "
         "benchmark's run of the fraction: 800 steps, 128x160 crops); 0 = random init",
+    )
+    ap.add_argument(
+        "--lr",
+        type=float,
+        default=DEFAULT_LR,
+        help="peak learning rate of every row (a warm-started continuation may want less than the 2e-3 "
+        "a run from random init needs)",
     )
     ap.add_argument("--out", help="run folder (default benchmarks/runs/semi_camvid[_STEPS])")
     ap.add_argument("--table-only", action="store_true")
@@ -111,7 +124,7 @@ def main() -> None:
                     continue
                 labeled = [] if frac == "all" else ["--labeled", frac]
                 init = [] if args.warmstart == "0" else warm_start(out, frac, labeled, args)
-                sets = [a for s in [*budget(args.steps), *init] for a in ("--set", s)]
+                sets = [a for s in [*budget(args.steps, args.lr), *init] for a in ("--set", s)]
                 info = run_segssl(
                     ["train", "--config", f"configs/semi/{m}.yaml", "--data", args.data, *labeled, *sets],
                     rd,
@@ -198,7 +211,8 @@ def write_table(out: Path, args) -> None:
         f"## Semi-supervised label-efficiency table, CamVid, {title} (test split, final checkpoint)\n\n"
         + header(command(args))
         + f"\nShared budget for every row: {args.steps} steps, batch 8 labeled (+ 8 unlabeled for semi methods), "
-        "96x128 crops at scale 0.5-1.5 of 240x180, AdamW 2e-3 poly, sqrt median-frequency class weights, "
+        f"96x128 crops at scale 0.5-1.5 of 240x180, AdamW {args.lr:g} poly (20 warm-up steps), "
+        "sqrt median-frequency class weights, "
         f"UNet / ResNet-18 (decoder 128-64-32-32-32) {start}; unlabeled = the rest of train + val images; "
         "split files from seed 0 (identical to the supervised baselines'); each method's own hyper-parameters "
         "from `configs/semi/<method>.yaml`. Cells: final-checkpoint test mIoU (best-on-val checkpoint in "

@@ -40,6 +40,7 @@ DEFAULTS: dict[str, Any] = {
         "decoder_channels": [128, 64, 32, 32, 32],
         "encoder_weights": None,  # local path to encoder weights (never downloaded)
         "init": None,  # segssl checkpoint (pretrained or trained) to start from
+        "init_parts": "all",  # all | encoder: what model.init transfers (encoder: fresh decoder + head)
     },
     "train": {
         "max_steps": 600,

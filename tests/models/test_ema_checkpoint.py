@@ -114,3 +114,19 @@ def test_init_from_config(tmp_path):
     before = {k: v.clone() for k, v in dst.state_dict().items()}
     init_from_config(dst, {"model": {"init": None}})  # nothing to load: untouched
     assert all(torch.equal(v, dst.state_dict()[k]) for k, v in before.items())
+
+
+def test_init_parts_encoder_keeps_the_fresh_decoder_and_head(tmp_path):
+    torch.manual_seed(0)
+    src = _model(3)
+    atomic_save({"segssl": payload(src.state_dict(), {}, "segmenter", {})}, tmp_path / "p.ckpt")
+    torch.manual_seed(1)
+    dst = _model(3)
+    fresh = {k: v.clone() for k, v in dst.state_dict().items()}
+    init_from_config(dst, {"model": {"init": str(tmp_path / "p.ckpt"), "init_parts": "encoder"}})
+    for k, v in dst.state_dict().items():
+        want = src.state_dict()[k] if k.startswith("encoder.") else fresh[k]
+        assert torch.equal(v, want), k
+    assert not torch.equal(dst.head.weight, src.head.weight)
+    with pytest.raises(SegsslError, match="init_parts=decoder"):
+        init_from_config(dst, {"model": {"init": str(tmp_path / "p.ckpt"), "init_parts": "decoder"}})

@@ -45,11 +45,27 @@ def load_matching(model: nn.Module, state: dict, source: str) -> list[str]:
     return sorted(set(own) - set(keep))
 
 
-def init_from_config(model: nn.Module, cfg: dict) -> None:
-    """Start from `model.init` (a segssl pretrained or trained checkpoint), if given."""
-    path = (cfg.get("model") or {}).get("init")
-    if path:
-        load_matching(model, read_checkpoint(path)["model_state"], str(path))
+INIT_PARTS = {"all": "", "encoder": "encoder."}
+
+
+def init_from_config(model: nn.Module, cfg: dict, parts: str | None = None) -> None:
+    """Start from `model.init` (a segssl pretrained or trained checkpoint), if given.
+
+    `model.init_parts` (or `parts`) = all | encoder: `encoder` transfers only the encoder and keeps
+    this model's own random decoder and head: the transfer protocol of image-level pretraining papers
+    (PixPro / DenseCL fine-tune the backbone with a fresh head), and a way to give a second network a
+    different start from the same checkpoint (CPS).
+    """
+    mcfg = cfg.get("model") or {}
+    path = mcfg.get("init")
+    if not path:
+        return
+    parts = parts or mcfg.get("init_parts") or "all"
+    if parts not in INIT_PARTS:
+        raise SegsslError(f"model.init_parts={parts}: expected one of {', '.join(INIT_PARTS)}")
+    state = read_checkpoint(path)["model_state"]
+    state = {k: v for k, v in state.items() if k.startswith(INIT_PARTS[parts])}
+    load_matching(model, state, str(path))
 
 
 def atomic_save(obj: dict, path: Path) -> None:

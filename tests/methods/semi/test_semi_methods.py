@@ -294,3 +294,24 @@ def test_unimatch_combines_its_four_terms_as_the_paper():
     assert min(lg["loss_s1"], lg["loss_s2"], lg["loss_fp"]) > 0
     out.loss.backward()
     assert m.model.encoder.conv1.weight.grad is not None
+
+
+def test_cps_from_a_checkpoint_shares_the_encoder_but_not_the_decoder(tmp_path):
+    src = _method("supervised").model
+    with torch.no_grad():
+        for p in src.parameters():
+            p.add_(0.5)  # unlike any fresh initialisation
+    ck = tmp_path / "init.pt"
+    torch.save({"model_state": src.state_dict(), "config": {}}, ck)
+    cfg = load_config(None, ["method=cps", *TINY, f"model.init={ck}"])
+    m = build_method(cfg, INFO)
+    for k, v in src.state_dict().items():
+        assert torch.equal(m.model.state_dict()[k], v)  # f1: the whole checkpoint
+        if k.startswith("encoder."):
+            assert torch.equal(m.model2.state_dict()[k], v)
+    assert not torch.equal(m.model2.head.weight, src.head.weight)  # f2: its own decoder and head
+    dec = [k for k in src.state_dict() if k.startswith("decoder.") and k.endswith("weight")]
+    assert dec and all(not torch.equal(m.model2.state_dict()[k], src.state_dict()[k]) for k in dec)
+    cfg["method_args"] = {"init2_parts": "all"}
+    same = build_method(cfg, INFO)
+    assert all(torch.equal(same.model2.state_dict()[k], v) for k, v in src.state_dict().items())

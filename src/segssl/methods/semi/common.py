@@ -190,10 +190,11 @@ class SemiMethod(Method):
         self.a: dict[str, Any] = {**self.defaults, **self.args}
         self.max_steps = int(cfg["train"]["max_steps"])
 
-    def build_model(self) -> SegModel:
-        """A SegModel from cfg['model'], started from `model.init` when given."""
+    def build_model(self, init_parts: str | None = None) -> SegModel:
+        """A SegModel from cfg['model'], started from `model.init` when given (`init_parts` overrides
+        `model.init_parts`: which part of that checkpoint is transferred)."""
         m = self.new_model()
-        init_from_config(m, self.cfg)
+        init_from_config(m, self.cfg, init_parts)
         return m
 
     def supervised_part(self, model: SegModel, labeled: dict) -> tuple[torch.Tensor, torch.Tensor]:

@@ -14,10 +14,14 @@ from segssl.methods.semi.common import SemiMethod, as_pair, unlabeled_valid
 class CPS(SemiMethod):
     """CPS (Chen et al. CVPR 2021, Eq. 2-4): L_s(f1) + L_s(f2) + λ (CE(p1, argmax p2) + CE(p2, argmax p1)).
 
-    f1 and f2 share the architecture (and `model.init`, if any) but their random initialisation
-    differs (f2 is built under seed + 1). Without CutMix the CPS term covers labeled and unlabeled
-    crops (Eq. 4: L_cps = L_cps^l + L_cps^u); with `cutmix: true` it covers mixed unlabeled crops,
-    whose hard labels are the same mix of each network's argmax on the two unmixed crops
+    f1 and f2 share the architecture but their random initialisation differs (f2 is built under
+    seed + 1). With `model.init`, f2 takes only its encoder by default (`init2_parts: encoder`), as
+    in the paper (one ImageNet backbone, two differently initialised heads): two networks loaded
+    with the same full checkpoint get identical gradients and stay identical, and their cross
+    supervision degenerates into plain hard-label self-training.
+    Without CutMix the CPS term covers labeled and unlabeled crops (Eq. 4: L_cps = L_cps^l + L_cps^u);
+    with `cutmix: true` it covers mixed unlabeled crops, whose hard labels are the same mix of
+    each network's argmax on the two unmixed crops
     (3 boxes of total area U(0.25, 0.5), the official CutMix settings). lambda (`weight`) is
     1.5 on VOC and 6 on Cityscapes in the paper. The first network is the one evaluated and
     exported (the paper evaluates one branch; both perform alike).
@@ -28,14 +32,21 @@ class CPS(SemiMethod):
     14.0 mIoU at CamVid 1/8 without ramp-up, see BENCHMARKS.md).
     """
 
-    defaults = {"weight": 1.5, "cutmix": False, "prop_range": [0.25, 0.5], "n_boxes": 3, "rampup": 0.0}
+    defaults = {
+        "weight": 1.5,
+        "cutmix": False,
+        "prop_range": [0.25, 0.5],
+        "n_boxes": 3,
+        "rampup": 0.0,
+        "init2_parts": "encoder",
+    }
 
     def __init__(self, cfg, info):
         super().__init__(cfg, info)
         self.model = self.build_model()
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(int(cfg.get("seed", 0)) + 1)
-            self.model2 = self.build_model()
+            self.model2 = self.build_model(str(self.a["init2_parts"]))
         self.prop = as_pair("prop_range", self.a["prop_range"])
 
     def segmenter(self):

@@ -138,6 +138,29 @@ def test_pseudo_label_reinit_restarts_the_student_but_keeps_the_labeler():
     assert not torch.equal(next(m.model.parameters()), trained[0])
 
 
+def test_pseudo_label_labels_from_step_0_when_init_is_a_trained_segmenter(tmp_path):
+    from segssl.models.checkpoint import payload
+
+    src = _method("supervised").model
+    ck, pre = tmp_path / "seg.ckpt", tmp_path / "pre.ckpt"
+    torch.save({"segssl": payload(src.state_dict(), {}, "segmenter", {})}, ck)
+    torch.save({"segssl": payload(src.state_dict(), {}, "pretrained", {})}, pre)
+    cfg = load_config(None, ["method=pseudo_label", *TINY, f"model.init={ck}"])
+    cfg["method_args"] = {"threshold": 0.0}
+    m = build_method(cfg, INFO).eval()
+    out = m.training_step(_batch(), 0)  # round 0 already pseudo-labels, with the init model as labeler
+    assert int(m.round) == 0 and out.logs["pl_ratio"] == 1.0 and "loss_pl" in out.logs
+    assert all(torch.equal(p, q) for p, q in zip(m.labeler.parameters(), src.parameters(), strict=True))
+    cfg["method_args"] = {"first_labeler": "labeled"}
+    assert "loss_pl" not in build_method(cfg, INFO).training_step(_batch(), 0).logs
+    cfg["model"]["init"] = str(pre)  # a pretrained encoder cannot label: round 0 stays labeled-only
+    cfg["method_args"] = {}
+    assert "loss_pl" not in build_method(cfg, INFO).training_step(_batch(), 0).logs
+    cfg["method_args"] = {"first_labeler": "init"}
+    with pytest.raises(SegsslError, match="first_labeler=init"):
+        build_method(cfg, INFO)
+
+
 # ---------------------------------------------------------------- Pi-model and Temporal Ensembling
 
 

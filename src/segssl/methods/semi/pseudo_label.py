@@ -8,6 +8,7 @@ from segssl.errors import SegsslError
 from segssl.losses.segmentation import cross_entropy
 from segssl.methods.base import StepOutput, register
 from segssl.methods.semi.common import SemiMethod, check_range, unlabeled_valid
+from segssl.models.checkpoint import read_checkpoint
 
 
 @register("pseudo_label")
@@ -15,11 +16,14 @@ class PseudoLabel(SemiMethod):
     """Pseudo-label self-training (Lee 2013, Sec. 2.4; Zhao et al. ICCV 2021): CE + w CE on confident labels.
 
     Training is split into `rounds` equal parts of train.max_steps. Round 0 trains on the labeled
-    images only. At each later round boundary the current model is snapshotted as a frozen
-    labeler (eval mode: the model as it would be deployed); from then on every unlabeled crop
-    gets hard labels argmax p where max p > `threshold` (other pixels ignored), and the loss is
-    CE(labeled) + `weight` * CE(pseudo-labeled). `reinit: true` restarts the student from its
-    initialisation (`model.init` or random) at every boundary, the classic "train a new student".
+    images only, unless `model.init` is already a segmenter trained on these classes (a supervised
+    run: the "train on labeled" stage is done): then that model is round 0's labeler
+    (`first_labeler: auto`; `labeled` / `init` force either). At each later round boundary the
+    current model is snapshotted as a frozen labeler (eval mode: the model as it would be
+    deployed); from then on every unlabeled crop gets hard labels argmax p where max p >
+    `threshold` (other pixels ignored), and the loss is CE(labeled) + `weight` * CE(pseudo-labeled).
+    `reinit: true` restarts the student from its initialisation (`model.init` or random) at every
+    boundary, the classic "train a new student".
 
     Labeling the augmented crop on the fly is the offline recipe (label every unlabeled image
     once per round, then augment image and label map with the same geometry) up to the context
@@ -28,7 +32,7 @@ class PseudoLabel(SemiMethod):
     loop owns them); with `reinit` the weights restart but the optimiser's moments carry over.
     """
 
-    defaults = {"rounds": 2, "threshold": 0.9, "weight": 1.0, "reinit": False}
+    defaults = {"rounds": 2, "threshold": 0.9, "weight": 1.0, "reinit": False, "first_labeler": "auto"}
 
     def __init__(self, cfg, info):
         super().__init__(cfg, info)
@@ -39,6 +43,23 @@ class PseudoLabel(SemiMethod):
         self.model = self.build_model()
         self.labeler = self.build_model().requires_grad_(False)  # saved in checkpoints: resume keeps it
         self.register_buffer("round", torch.zeros((), dtype=torch.long))
+        self.label_round0 = self._init_is_a_labeler(str(self.a["first_labeler"]))
+
+    def _init_is_a_labeler(self, mode: str) -> bool:
+        """Whether round 0 already has a labeler: `model.init` is a segmenter with this model's head."""
+        if mode not in ("auto", "labeled", "init"):
+            raise SegsslError(f"method_args.first_labeler={mode}: expected auto, labeled or init")
+        path = (self.cfg.get("model") or {}).get("init")
+        if mode == "labeled" or not path:
+            if mode == "init":
+                raise SegsslError("method_args.first_labeler=init: needs model.init (a trained segmenter)")
+            return False
+        entry = read_checkpoint(path)
+        head = entry["model_state"].get("head.weight")
+        fits = entry.get("kind") == "segmenter" and head is not None and head.shape == self.model.head.weight.shape
+        if mode == "init" and not fits:
+            raise SegsslError(f"{path}: method_args.first_labeler=init needs a segmenter checkpoint of these classes")
+        return fits
 
     def train(self, mode: bool = True):
         super().train(mode)
@@ -62,7 +83,7 @@ class PseudoLabel(SemiMethod):
         if r > int(self.round):
             self.start_round(r)
         lb = batch["labeled"]
-        if r == 0:
+        if r == 0 and not self.label_round0:
             loss, _ = self.supervised_part(self.model, lb)
             return StepOutput(loss, {"loss_sup": loss.detach(), "round": float(r)})
         xu = batch["unlabeled"]["image"]

@@ -51,6 +51,7 @@ DEFAULTS: dict[str, Any] = {
         "schedule": "poly",  # poly | cosine | constant
         "poly_power": 0.9,
         "warmup_steps": 0,
+        "encoder_lr_mult": 1.0,  # encoder lr = lr x this (e.g. 0.1 to fine-tune a pretrained encoder gently)
         "loss": "ce",  # ce | ce+dice
         "class_weights": "none",  # none | median_freq | sqrt_median_freq (from the labeled masks)
         "dice_weight": 0.5,

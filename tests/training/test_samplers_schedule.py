@@ -100,3 +100,23 @@ def test_class_frequencies_skip_ignore():
     src = DataSource("mem", ClassInfo(("a", "b", "c"), ((0, 0, 0),) * 3, 255), {"train": samples})
     counts = class_frequencies(DecodedCache(src), "train", samples, 3, 255)
     assert counts.tolist() == [2, 1, 4]
+
+
+def test_encoder_lr_mult_puts_every_encoder_parameter_in_its_own_group():
+    from segssl.config import load_config
+    from segssl.methods.base import build_method
+    from segssl.training.module import MethodModule, encoder_groups
+
+    info = ClassInfo(("a", "b"), ((0, 0, 0), (255, 255, 255)))
+    over = ["model.encoder_depth=3", "model.decoder_channels=[8,8,8]", "train.lr=0.01"]
+    method = build_method(load_config(None, ["method=supervised", *over, "train.encoder_lr_mult=0.1"]), info)
+    enc, rest = encoder_groups(method, 0.01, 0.1)
+    names = {id(p): n for n, p in method.named_parameters()}
+    assert enc["lr"] == pytest.approx(0.001) and rest["lr"] == 0.01
+    assert all(names[id(p)].startswith("model.encoder.") for p in enc["params"])
+    assert not any(".encoder." in names[id(p)] for p in rest["params"])
+    assert len(enc["params"]) + len(rest["params"]) == len(list(method.parameters()))
+    opt = MethodModule(method, method.cfg).configure_optimizers()["optimizer"]
+    assert [g["lr"] for g in opt.param_groups] == pytest.approx([0.001, 0.01])
+    plain = build_method(load_config(None, ["method=supervised", *over]), info)
+    assert len(MethodModule(plain, plain.cfg).configure_optimizers()["optimizer"].param_groups) == 1

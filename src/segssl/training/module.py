@@ -28,6 +28,20 @@ def lr_factor(step: int, total: int, schedule: str, warmup: int = 0, power: floa
     raise ValueError(f"train.schedule must be poly, cosine or constant, got {schedule}")
 
 
+def encoder_groups(module: torch.nn.Module, lr: float, encoder_lr_mult: float) -> list[dict]:
+    """Parameter groups with every encoder parameter at lr x `encoder_lr_mult` (`train.encoder_lr_mult`).
+
+    Fine-tuning a pretrained backbone slower than its fresh decoder and head is the field's default
+    (DeepLab / CPS / UniMatch code: head lr = 10 x backbone lr): a full-rate first step can wash out
+    what pretraining put in the encoder.
+    """
+    enc, rest = [], []
+    for name, p in module.named_parameters():
+        if p.requires_grad:
+            (enc if name.startswith("encoder.") or ".encoder." in name else rest).append(p)
+    return [g for g in ({"params": enc, "lr": lr * encoder_lr_mult}, {"params": rest, "lr": lr}) if g["params"]]
+
+
 class MethodModule(pl.LightningModule):
     def __init__(self, method: Method, cfg: dict, channels_last: bool = False):
         super().__init__()
@@ -71,8 +85,11 @@ class MethodModule(pl.LightningModule):
     def configure_optimizers(self):
         t = self.cfg["train"]
         groups = self.method.param_groups() if hasattr(self.method, "param_groups") else None
-        params = groups or [p for p in self.method.parameters() if p.requires_grad]
         lr, wd = float(t["lr"]), float(t["weight_decay"])
+        mult = float(t.get("encoder_lr_mult", 1.0))
+        if groups is None and mult != 1.0:
+            groups = encoder_groups(self.method, lr, mult)
+        params = groups or [p for p in self.method.parameters() if p.requires_grad]
         name = t["optimizer"].lower()
         if name == "sgd":
             opt = torch.optim.SGD(params, lr=lr, momentum=float(t["momentum"]), weight_decay=wd, nesterov=False)

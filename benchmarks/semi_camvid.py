@@ -40,6 +40,9 @@ METHODS = [
     "unimatch",
     "self_correcting",
 ]
+# with a warm start: the same continuation on ALL train labels from the fraction's warm start, i.e. a
+# method whose pseudo-labels were the true labels: the most that unlabeled data can add at this budget
+ORACLE = "oracle_all_labels"
 FRACTIONS = ["1/16", "1/8", "1/4"]
 DEFAULT_STEPS = 300
 
@@ -119,14 +122,17 @@ def main() -> None:
             for m in args.methods.split(","):
                 if frac == "all" and m != "supervised":
                     continue  # the all-labels ceiling is the supervised row
+                if m == ORACLE and args.warmstart == "0":
+                    raise SystemExit(f"--methods {ORACLE}: needs --warmstart (it continues a fraction's warm start)")
                 rd = out / m / slug(frac)
                 if load_json(rd / "bench.json"):
                     continue
                 labeled = [] if frac == "all" else ["--labeled", frac]
                 init = [] if args.warmstart == "0" else warm_start(out, frac, labeled, args)
                 sets = [a for s in [*budget(args.steps, args.lr), *init] for a in ("--set", s)]
+                config = "configs/semi/supervised.yaml" if m == ORACLE else f"configs/semi/{m}.yaml"
                 info = run_segssl(
-                    ["train", "--config", f"configs/semi/{m}.yaml", "--data", args.data, *labeled, *sets],
+                    ["train", "--config", config, "--data", args.data, *([] if m == ORACLE else labeled), *sets],
                     rd,
                     out / "log.txt",
                 )
@@ -167,7 +173,7 @@ def write_table(out: Path, args) -> None:
     rows = [head, "|---|" + "---|---|---|" * len(FRACTIONS)]
     points = []
     baseline = {f: result("supervised", f)[0] for f in FRACTIONS}
-    for m in METHODS:
+    for m in METHODS + ([ORACLE] if args.warmstart != "0" else []):
         cells = []
         for frac in FRACTIONS:
             met, best, b = result(m, frac)
@@ -175,7 +181,8 @@ def write_table(out: Path, args) -> None:
                 base = baseline[frac]
                 delta = f"{met['miou'] - base['miou']:+.1f}" if base and m != "supervised" else ""
                 cells.append(f"{met['miou']:.1f} ({fmt(best and best['miou'])}) | {delta} | {b['wall_s'] / 60:.0f}")
-                points.append({"method": m, "fraction": float(Fraction(frac)), "miou": met["miou"]})
+                if m != ORACLE:
+                    points.append({"method": m, "fraction": float(Fraction(frac)), "miou": met["miou"]})
             else:
                 cells.append("— | | —")
         rows.append(f"| {m} | " + " | ".join(cells) + " |")
@@ -217,7 +224,14 @@ def write_table(out: Path, args) -> None:
         "split files from seed 0 (identical to the supervised baselines'); each method's own hyper-parameters "
         "from `configs/semi/<method>.yaml`. Cells: final-checkpoint test mIoU (best-on-val checkpoint in "
         "brackets), Δ = final minus the supervised row at the same fraction, wall-clock minutes (1 thread, two "
-        "to four runs sharing the 2 cores, so an upper bound). — = not run yet.\n\n"
+        "to four runs sharing the 2 cores, so an upper bound). — = not run yet."
+        + (
+            f" `{ORACLE}`: the supervised continuation from the same warm start, but with all 367 train labels "
+            "(a method whose pseudo-labels were the true labels): what unlabeled data can add at most here."
+            if args.warmstart != "0"
+            else ""
+        )
+        + "\n\n"
         + "\n".join(rows)
         + "\n\n"
         + ceiling_line

@@ -59,7 +59,8 @@ def main() -> None:
         "--finetune-parts",
         default="all",
         help="comma list of what fine-tuning transfers: all (encoder + decoder, the default) and/or encoder "
-        "(the pretrained encoder with a fresh decoder and head: the image-level papers' protocol)",
+        "(the pretrained encoder with a fresh decoder and head: the image-level papers' protocol); PART@M also "
+        "sets train.encoder_lr_mult=M (e.g. encoder@0.1: the pretrained encoder fine-tuned at a tenth of the lr)",
     )
     ap.add_argument("--out", help="run folder (default benchmarks/runs/pretrain_camvid[_STEPS])")
     ap.add_argument("--table-only", action="store_true")
@@ -120,7 +121,7 @@ def main() -> None:
                         args.data,
                         "--labeled",
                         "1/8",
-                        *sets([f"model.init={ckpt}", f"model.init_parts={part}"]),
+                        *sets(finetune_sets(ckpt, part)),
                     ],
                     log,
                 )
@@ -128,18 +129,31 @@ def main() -> None:
     write_table(out, args)
 
 
-def finetune_dir(part: str) -> str:
+def _part(spec: str) -> tuple[str, float]:
+    part, _, mult = spec.partition("@")
     if part not in ("all", "encoder"):
-        raise SystemExit(f"--finetune-parts {part}: expected all or encoder")
-    return "finetune_1-8" if part == "all" else f"finetune_{part}_1-8"
+        raise SystemExit(f"--finetune-parts {spec}: expected all or encoder, optionally @LR_MULT")
+    return part, float(mult or 1.0)
+
+
+def finetune_dir(spec: str) -> str:
+    part, mult = _part(spec)
+    name = "" if part == "all" else f"_{part}"
+    return f"finetune{name}{'' if mult == 1.0 else f'_lr{mult:g}'}_1-8"
+
+
+def finetune_sets(ckpt: str, spec: str) -> list[str]:
+    part, mult = _part(spec)
+    return [f"model.init={ckpt}", f"model.init_parts={part}", f"train.encoder_lr_mult={mult:g}"]
 
 
 def write_table(out: Path, args) -> None:
     sup = load_json(ROOT / "benchmarks" / "runs" / "supervised_camvid" / "1-8" / "metrics.json")
     rows = [
         "| init | pretrain min | pretrain images/s | peak RSS MiB | linear probe mIoU | kNN mIoU | "
-        "fine-tuned 1/8 mIoU (final) | fine-tuned 1/8, encoder only (final) |",
-        "|---|---|---|---|---|---|---|---|",
+        "fine-tuned 1/8 mIoU (final) | fine-tuned 1/8, encoder only (final) | "
+        "fine-tuned 1/8, encoder only at 0.1x encoder lr (final) |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for m in ["random", *METHODS]:
         base = out / m
@@ -151,14 +165,16 @@ def write_table(out: Path, args) -> None:
         lin, knn = load_json(base / "linear" / "metrics.json"), load_json(base / "knn" / "metrics.json")
         ft = sup if m == "random" else load_json(base / "finetune_1-8" / "metrics.json")
         enc = sup if m == "random" else load_json(base / finetune_dir("encoder") / "metrics.json")
+        slow = None if m == "random" else load_json(base / finetune_dir("encoder@0.1") / "metrics.json")
         if not (pre or lin or knn or ft):
-            rows.append(f"| {m} | not run yet | | | | | | |")
+            rows.append(f"| {m} | not run yet | | | | | | | |")
             continue
         ips = pre and pre["wall_s"] and args.steps * 8 / pre["wall_s"]
         rows.append(
             f"| {m} | {fmt(pre and pre['wall_s'] / 60)} | {fmt(ips)} | {fmt(pre and pre['peak_rss_mb'], 0)} | "
             f"{fmt(lin and lin['miou'])} | {fmt(knn and knn['miou'])} | {fmt(ft and ft['miou'])}"
-            f"{' (supervised 1/8 baseline)' if m == 'random' else ''} | {fmt(enc and enc['miou'])} |"
+            f"{' (supervised 1/8 baseline)' if m == 'random' else ''} | {fmt(enc and enc['miou'])} | "
+            f"{fmt(slow and slow['miou'])} |"
         )
     body = (
         "## Dense self-supervised pretraining, CamVid (test split)\n\n"
@@ -171,7 +187,7 @@ def write_table(out: Path, args) -> None:
         "votes on a 4x4-pooled query grid. Fine-tuning: the supervised "
         "benchmark's config (800 steps) with the same 1/8 split file, starting from the pretrained encoder + "
         "decoder (or, last column, from the pretrained encoder only, with a fresh decoder and head: "
-        "`--finetune-parts encoder`). "
+        "`--finetune-parts encoder`; last column also with the encoder at 0.1x the lr: `encoder@0.1`). "
         "images/s = pretraining images (two views each) per wall-clock second, including validation-free "
         "overheads; runs shared the 2 cores with one to three other benchmark processes (1 thread each), so "
         "minutes and images/s are pessimistic. — = not run at this budget yet.\n\n" + "\n".join(rows) + "\n"

@@ -12,6 +12,7 @@ from segssl.errors import SegsslError
 from segssl.methods.base import build_method
 from segssl.methods.semi.common import (
     StrongAug,
+    class_balanced_keep,
     ema_momentum,
     feature_perturbed_forward,
     noisy_forward,
@@ -305,6 +306,31 @@ def test_fixmatch_loss_is_half_the_sum_and_respects_threshold_and_padding():
     assert float(_method("fixmatch", threshold=1.0).training_step(b, 0).logs["loss_unsup"]) == 0.0
     b["unlabeled"]["valid"] = torch.zeros(2, 32, 32, dtype=torch.bool)  # all padding: nothing to learn
     assert float(_method("fixmatch", threshold=0.0).training_step(b, 0).logs["loss_unsup"]) == 0.0
+
+
+def test_class_balanced_keep_matches_hand_computed_cbst_thresholds():
+    labels = torch.tensor([[0, 0, 0, 0, 1, 1, 2]])
+    conf = torch.tensor([[0.99, 0.97, 0.6, 0.5, 0.7, 0.4, 0.3]])
+    # class 0: top ceil(0.5*4)=2 -> k=0.97, capped at 0.95; class 1: top 1 of 2 -> 0.7; class 2: its one pixel
+    keep = class_balanced_keep(labels, conf, 3, portion=0.5, cap=0.95)
+    assert keep.tolist() == [[1.0, 1.0, 0.0, 0.0, 1.0, 0.0, 1.0]]
+    # the cap: class 0's top 1 (0.99) is above tau, so everything above tau is still kept
+    assert class_balanced_keep(labels, conf, 3, portion=0.25, cap=0.95)[0, :4].tolist() == [1.0, 1.0, 0.0, 0.0]
+    # ties at the class threshold are all kept; a class absent from the batch changes nothing
+    tied = class_balanced_keep(torch.zeros(1, 3, dtype=torch.long), torch.tensor([[0.5, 0.5, 0.2]]), 4, 0.34, 0.95)
+    assert tied.tolist() == [[1.0, 1.0, 0.0]]
+
+
+def test_fixmatch_and_unimatch_class_balanced_mask_keeps_what_a_fixed_threshold_drops():
+    b = _batch()
+    assert float(_method("fixmatch", threshold=1.0).training_step(b, 0).logs["conf_ratio"]) == 0.0
+    cb = _method("fixmatch", threshold=1.0, class_balanced_portion=1.0).training_step(b, 0)
+    assert float(cb.logs["conf_ratio"]) == 1.0  # portion 1: every predicted pixel of every class
+    assert float(cb.logs["loss_unsup"]) > 0
+    half = _method("unimatch", threshold=1.0, class_balanced_portion=0.5).training_step(b, 0)
+    assert 0.4 < float(half.logs["conf_ratio"]) < 0.7 and float(half.logs["loss_fp"]) > 0
+    with pytest.raises(SegsslError):
+        _method("fixmatch", class_balanced_portion=1.5)
 
 
 def test_unimatch_combines_its_four_terms_as_the_paper():

@@ -9,7 +9,7 @@ target they are pulled towards; this module holds the pieces they share:
   blur), applied in [0, 1] colour space and renormalised, per sample.
 * `sigmoid_rampup`, `ema_momentum`: the consistency-weight ramp-up of Laine & Aila and the
   Mean-Teacher EMA schedule.
-* `confident_pseudo_labels`, `unlabeled_valid`: hard targets and masks.
+* `confident_pseudo_labels`, `class_balanced_keep`, `unlabeled_valid`: hard targets and masks.
 * `noisy_forward` (input noise, flips, dropout on decoder features: the Pi-model's stochastic
   network) and `feature_perturbed_forward` (UniMatch's dropout on encoder features).
 * `SemiMethod`: method base with declared `method_args` defaults (typos fail loudly), the
@@ -121,6 +121,27 @@ def confident_pseudo_labels(logits: torch.Tensor, threshold: float) -> tuple[tor
     prob = logits.detach().float().softmax(dim=1)
     conf, labels = prob.max(dim=1)
     return labels, conf, conf >= threshold
+
+
+def class_balanced_keep(
+    labels: torch.Tensor, conf: torch.Tensor, num_classes: int, portion: float, cap: float
+) -> torch.Tensor:
+    """CBST's class-balanced selection (Zou et al. ECCV 2018, Eq. 9-10, Alg. 1): keep, per class c,
+    the ceil(portion * N_c) most confident of the N_c pixels predicted c.
+
+    The class threshold k_c is the confidence of the last pixel kept, capped at `cap` (the fixed
+    tau): a frequent class keeps at least everything above tau, a tail class (poles, signs), whose
+    pixels rarely reach tau, still keeps its top `portion`. Ties at k_c are all kept. Computed on
+    the batch (CBST ranks the whole target set once per round; one batch is what a step sees).
+    Returns a float (B, H, W) mask.
+    """
+    thr = torch.full((num_classes,), float(cap), device=conf.device)
+    flat_l, flat_c = labels.reshape(-1), conf.reshape(-1).float()
+    for c in flat_l.unique().tolist():
+        cc = flat_c[flat_l == c].sort(descending=True).values
+        k = cc[max(math.ceil(portion * cc.numel()), 1) - 1]
+        thr[c] = torch.minimum(k, thr[c])
+    return (conf.float() >= thr[labels]).float()
 
 
 def unlabeled_valid(batch: dict, like: torch.Tensor) -> torch.Tensor:

@@ -11,6 +11,7 @@ from segssl.methods.semi.common import (
     SemiMethod,
     StrongAug,
     check_range,
+    class_balanced_keep,
     confident_pseudo_labels,
     unlabeled_valid,
 )
@@ -22,6 +23,10 @@ class WeakToStrong(SemiMethod):
     The CutMix partner of each crop is the previous crop of the batch (UniMatch draws a second
     unlabeled batch and labels it with the model in eval mode; the rolled batch reuses the weak
     predictions already computed, saving a forward pass).
+
+    `class_balanced_portion` p > 0 switches the fixed mask conf >= tau to CBST's class-balanced
+    one (`class_balanced_keep`): each predicted class also keeps its top p most confident pixels,
+    so tail classes, which a fixed 0.95 drops almost entirely, get pseudo-labels too. 0 = the papers.
     """
 
     def __init__(self, cfg, info):
@@ -29,23 +34,30 @@ class WeakToStrong(SemiMethod):
         self.model = self.build_model()
         self.threshold = check_range("threshold", self.a["threshold"], 0.0, 1.0)
         self.cutmix_p = check_range("cutmix_p", self.a["cutmix_p"], 0.0, 1.0)
+        self.cb_portion = check_range("class_balanced_portion", self.a["class_balanced_portion"], 0.0, 1.0)
         self.strong = StrongAug()
 
-    def strong_view(self, xu: torch.Tensor, labels: torch.Tensor, conf: torch.Tensor, valid: torch.Tensor):
-        """Strong view with a CutMix box from the partner crop; its mixed labels, confidences, validity."""
+    def keep_mask(self, labels: torch.Tensor, conf: torch.Tensor) -> torch.Tensor:
+        """Float (B, H, W) weight of each pseudo-labelled pixel: fixed threshold, or class-balanced."""
+        if self.cb_portion > 0:
+            return class_balanced_keep(labels, conf, self.info.num_classes, self.cb_portion, self.threshold)
+        return (conf >= self.threshold).float()
+
+    def strong_view(self, xu: torch.Tensor, labels: torch.Tensor, keep: torch.Tensor, valid: torch.Tensor):
+        """Strong view with a CutMix box from the partner crop; its mixed labels, keep masks, validity."""
         b, h, w = xu.shape[0], *xu.shape[-2:]
         xs = self.strong(xu)
         box = cutmix_boxes(b, h, w, p=self.cutmix_p).to(xu.device)
         return (
             mix(xs, partner(xs), box),
             mix(labels, partner(labels), box),
-            mix(conf, partner(conf), box),
+            mix(keep, partner(keep), box),
             mix(valid, partner(valid), box),
         )
 
-    def unsup_ce(self, logits: torch.Tensor, labels: torch.Tensor, conf: torch.Tensor, valid: torch.Tensor):
-        """UniMatch's L_u: CE on pixels with confidence >= tau, averaged over all valid pixels."""
-        return pseudo_label_ce(logits, labels, weight=(conf >= self.threshold).float(), valid=valid)
+    def unsup_ce(self, logits: torch.Tensor, labels: torch.Tensor, keep: torch.Tensor, valid: torch.Tensor):
+        """UniMatch's L_u: CE on kept pixels (confidence >= tau), averaged over all valid pixels."""
+        return pseudo_label_ce(logits, labels, weight=keep, valid=valid)
 
 
 @register("fixmatch")
@@ -54,7 +66,7 @@ class FixMatch(WeakToStrong):
     L = (L_s + `weight` L_u) / 2, L_u = CE(f(strong + CutMix), argmax f(weak)) on pixels with conf >= 0.95.
     """
 
-    defaults = {"threshold": 0.95, "cutmix_p": 0.5, "weight": 1.0}
+    defaults = {"threshold": 0.95, "cutmix_p": 0.5, "weight": 1.0, "class_balanced_portion": 0.0}
 
     def training_step(self, batch, step):
         lb, ub = batch["labeled"], batch["unlabeled"]
@@ -62,8 +74,9 @@ class FixMatch(WeakToStrong):
         logits = self.model(torch.cat((lb["image"], xu)))
         sup = self.supervised_loss(logits[:nl], lb["label"])
         labels, conf, _ = confident_pseudo_labels(logits[nl:], self.threshold)
+        keep = self.keep_mask(labels, conf)
         with torch.no_grad():
-            xs, ys, cs, vs = self.strong_view(xu, labels, conf, unlabeled_valid(ub, xu))
+            xs, ys, cs, vs = self.strong_view(xu, labels, keep, unlabeled_valid(ub, xu))
         unsup = self.unsup_ce(self.model(xs), ys, cs, vs)
         loss = (sup + float(self.a["weight"]) * unsup) / 2
         return StepOutput(
@@ -71,6 +84,6 @@ class FixMatch(WeakToStrong):
             {
                 "loss_sup": sup.detach(),
                 "loss_unsup": unsup.detach(),
-                "conf_ratio": (conf >= self.threshold).float().mean(),
+                "conf_ratio": keep.mean(),
             },
         )

@@ -24,7 +24,14 @@ class UniMatch(WeakToStrong):
     in the paper and code: loss = (L_s + 0.25 L_s1 + 0.25 L_s2 + 0.5 L_fp) / 2.
     """
 
-    defaults = {"threshold": 0.95, "cutmix_p": 0.5, "fp_dropout": 0.5, "fp_weight": 0.5, "strong_weight": 0.5}
+    defaults = {
+        "threshold": 0.95,
+        "cutmix_p": 0.5,
+        "fp_dropout": 0.5,
+        "fp_weight": 0.5,
+        "strong_weight": 0.5,
+        "class_balanced_portion": 0.0,
+    }
 
     def __init__(self, cfg, info):
         super().__init__(cfg, info)
@@ -38,13 +45,14 @@ class UniMatch(WeakToStrong):
         )
         sup = self.supervised_loss(logits[:nl], lb["label"])
         labels, conf, _ = confident_pseudo_labels(logits[nl:], self.threshold)
+        keep = self.keep_mask(labels, conf)
         valid = unlabeled_valid(ub, xu)
         with torch.no_grad():
-            x1, y1, c1, v1 = self.strong_view(xu, labels, conf, valid)
-            x2, y2, c2, v2 = self.strong_view(xu, labels, conf, valid)
+            x1, y1, c1, v1 = self.strong_view(xu, labels, keep, valid)
+            x2, y2, c2, v2 = self.strong_view(xu, labels, keep, valid)
         s1, s2 = self.model(torch.cat((x1, x2))).chunk(2)
         l_s1, l_s2 = self.unsup_ce(s1, y1, c1, v1), self.unsup_ce(s2, y2, c2, v2)
-        l_fp = self.unsup_ce(logits_fp, labels, conf, valid)
+        l_fp = self.unsup_ce(logits_fp, labels, keep, valid)
         mu, lam = float(self.a["strong_weight"]), float(self.a["fp_weight"])
         loss = (sup + mu * (l_s1 + l_s2) / 2 + lam * l_fp) / 2
         logs = {
@@ -52,6 +60,6 @@ class UniMatch(WeakToStrong):
             "loss_s1": l_s1.detach(),
             "loss_s2": l_s2.detach(),
             "loss_fp": l_fp.detach(),
-            "conf_ratio": (conf >= self.threshold).float().mean(),
+            "conf_ratio": keep.mean(),
         }
         return StepOutput(loss, logs)

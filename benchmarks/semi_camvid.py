@@ -43,6 +43,11 @@ METHODS = [
 # with a warm start: the same continuation on ALL train labels from the fraction's warm start, i.e. a
 # method whose pseudo-labels were the true labels: the most that unlabeled data can add at this budget
 ORACLE = "oracle_all_labels"
+# rows that are a method with one option changed: name -> (config, --set overrides); shown once run
+VARIANTS = {
+    "fixmatch_cbst": ("fixmatch", ["method_args.class_balanced_portion=0.5"]),
+    "unimatch_cbst": ("unimatch", ["method_args.class_balanced_portion=0.5"]),
+}
 FRACTIONS = ["1/16", "1/8", "1/4"]
 DEFAULT_STEPS = 300
 
@@ -96,7 +101,7 @@ def command(args) -> str:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--data", default=str((ROOT / ".." / "shared" / "data" / "camvid").resolve()))
-    ap.add_argument("--methods", default=",".join(METHODS))
+    ap.add_argument("--methods", default=",".join(METHODS), help=f"also {ORACLE} and {', '.join(VARIANTS)}")
     ap.add_argument("--fractions", default=",".join([*FRACTIONS, "all"]))
     ap.add_argument("--steps", type=int, default=DEFAULT_STEPS)
     ap.add_argument(
@@ -129,8 +134,9 @@ def main() -> None:
                     continue
                 labeled = [] if frac == "all" else ["--labeled", frac]
                 init = [] if args.warmstart == "0" else warm_start(out, frac, labeled, args)
-                sets = [a for s in [*budget(args.steps, args.lr), *init] for a in ("--set", s)]
-                config = "configs/semi/supervised.yaml" if m == ORACLE else f"configs/semi/{m}.yaml"
+                base, extra = VARIANTS.get(m, ("supervised" if m == ORACLE else m, []))
+                sets = [a for s in [*budget(args.steps, args.lr), *init, *extra] for a in ("--set", s)]
+                config = f"configs/semi/{base}.yaml"
                 info = run_segssl(
                     ["train", "--config", config, "--data", args.data, *([] if m == ORACLE else labeled), *sets],
                     rd,
@@ -173,7 +179,8 @@ def write_table(out: Path, args) -> None:
     rows = [head, "|---|" + "---|---|---|" * len(FRACTIONS)]
     points = []
     baseline = {f: result("supervised", f)[0] for f in FRACTIONS}
-    for m in METHODS + ([ORACLE] if args.warmstart != "0" else []):
+    ran = [v for v in VARIANTS if any(result(v, f)[0] for f in FRACTIONS)]
+    for m in METHODS + ran + ([ORACLE] if args.warmstart != "0" else []):
         cells = []
         for frac in FRACTIONS:
             met, best, b = result(m, frac)
@@ -231,6 +238,7 @@ def write_table(out: Path, args) -> None:
             if args.warmstart != "0"
             else ""
         )
+        + "".join(f" `{v}`: `{VARIANTS[v][0]}` with `{'`, `'.join(VARIANTS[v][1])}`." for v in ran)
         + "\n\n"
         + "\n".join(rows)
         + "\n\n"

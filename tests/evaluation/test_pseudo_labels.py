@@ -41,3 +41,15 @@ def test_counts_accumulate_over_batches_like_one_pass():
     assert torch.equal(one.kept, two.kept) and torch.equal(one.correct, two.correct)
     assert int(one.gt.sum()) == 4 * 5 * 6
     assert not math.isnan(one.summary(["x", "y", "z"])[0]["accuracy"])
+
+
+def test_class_balanced_rule_ranks_within_the_batch_void_pixels_included():
+    # class 0 ranks 0.99 (void) above 0.9: its top half is the void pixel, capped at 0.95 -> 0.9 dropped;
+    # class 1 ranks 0.8 above 0.6: its top half keeps 0.8, which is right
+    logits = _logits([[0.9, 0.1], [0.4, 0.6], [0.2, 0.8], [0.99, 0.01]])
+    s = PseudoLabelStats(2, [(0.5, 0.95), 0.5], ignore_index=255)
+    s.update(logits, torch.tensor([[[0, 0, 1, 255]]]))
+    cb, fixed = s.summary(["a", "b"])
+    assert cb["rule"] == "cbst p=0.5 cap=0.95" and cb["threshold"] is None and fixed["rule"] == "0.5"
+    assert cb["coverage"] == pytest.approx(100 / 3) and cb["accuracy"] == pytest.approx(100.0)
+    assert cb["classes"]["b"]["recall"] == pytest.approx(100.0) and cb["classes"]["a"]["recall"] == 0.0

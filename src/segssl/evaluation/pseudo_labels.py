@@ -11,12 +11,25 @@ from __future__ import annotations
 
 import torch
 
+from segssl.methods.semi.common import class_balanced_keep
+
+Rule = float | tuple[float, float]  # a fixed threshold, or CBST's (portion, cap)
+
+
+def rule_name(rule: Rule) -> str:
+    return f"cbst p={rule[0]:g} cap={rule[1]:g}" if isinstance(rule, tuple) else f"{float(rule):g}"
+
 
 class PseudoLabelStats:
-    """Dataset-level counts of confident pseudo-labels (max softmax > threshold) against held-back masks."""
+    """Dataset-level counts of confident pseudo-labels against held-back masks, per selection rule.
 
-    def __init__(self, num_classes: int, thresholds: list[float], ignore_index: int = 255):
-        self.k, self.thresholds, self.ignore = num_classes, [float(t) for t in thresholds], ignore_index
+    A rule is a threshold t (keep max softmax > t) or a pair (portion, cap): CBST's class-balanced
+    selection (`class_balanced_keep`), ranked within each `update` batch as training ranks within a step.
+    """
+
+    def __init__(self, num_classes: int, thresholds: list[Rule], ignore_index: int = 255):
+        self.k, self.ignore = num_classes, ignore_index
+        self.thresholds = [(float(t[0]), float(t[1])) if isinstance(t, tuple) else float(t) for t in thresholds]
         n = len(self.thresholds)
         self.kept = torch.zeros(n, num_classes, dtype=torch.long)  # confident pixels, by predicted class
         self.correct = torch.zeros(n, num_classes, dtype=torch.long)  # ... of which right, by class
@@ -27,10 +40,13 @@ class PseudoLabelStats:
         """logits (B, K, H, W); target (B, H, W) with `ignore_index` for unlabeled pixels."""
         conf, pred = logits.float().softmax(dim=1).max(dim=1)
         valid = target != self.ignore
-        conf, pred, target = conf[valid], pred[valid], target[valid]
+        keeps = [
+            class_balanced_keep(pred, conf, self.k, *t).bool()[valid] if isinstance(t, tuple) else conf[valid] > t
+            for t in self.thresholds
+        ]
+        pred, target = pred[valid], target[valid]
         self.gt += torch.bincount(target, minlength=self.k)[: self.k]
-        for i, t in enumerate(self.thresholds):
-            keep = conf > t
+        for i, keep in enumerate(keeps):
             p = pred[keep]
             self.kept[i] += torch.bincount(p, minlength=self.k)[: self.k]
             self.correct[i] += torch.bincount(p[p == target[keep]], minlength=self.k)[: self.k]
@@ -52,7 +68,8 @@ class PseudoLabelStats:
                 }
             rows.append(
                 {
-                    "threshold": t,
+                    "rule": rule_name(t),
+                    "threshold": None if isinstance(t, tuple) else t,
                     "coverage": 100.0 * n / total,
                     "accuracy": 100.0 * int(correct.sum()) / n if n else None,
                     "classes": per_class,

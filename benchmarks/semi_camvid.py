@@ -86,7 +86,8 @@ def variant(args, sep: str) -> str:
     """Name suffix of a non-default budget / warm-start, so runs, sections and plots never mix."""
     ws = "" if args.warmstart == "0" else f"{sep}ws{args.warmstart if args.warmstart.isdigit() else 'sup'}"
     lr = "" if args.lr == DEFAULT_LR else f"{sep}lr{args.lr:g}"
-    return budget_suffix(args.steps, DEFAULT_STEPS, sep) + ws + lr
+    tag = f"{sep}{args.tag}" if args.tag else ""
+    return budget_suffix(args.steps, DEFAULT_STEPS, sep) + ws + lr + tag
 
 
 def command(args) -> str:
@@ -95,6 +96,7 @@ def command(args) -> str:
         f"python benchmarks/semi_camvid.py{steps}"
         + ("" if args.warmstart == "0" else f" --warmstart {args.warmstart}")
         + ("" if args.lr == DEFAULT_LR else f" --lr {args.lr:g}")
+        + (f" --tag {args.tag}" if args.tag else "")
     )
 
 
@@ -116,6 +118,12 @@ def main() -> None:
         default=DEFAULT_LR,
         help="peak learning rate of every row (a warm-started continuation may want less than the 2e-3 "
         "a run from random init needs)",
+    )
+    ap.add_argument(
+        "--tag",
+        default="",
+        help="extra name of a table whose rows must not mix with an earlier one of the same budget (e.g. a "
+        "re-trained warm start on a fresh checkout: seeded, but not bit-identical across thread counts)",
     )
     ap.add_argument("--out", help="run folder (default benchmarks/runs/semi_camvid[_STEPS])")
     ap.add_argument("--table-only", action="store_true")

@@ -226,6 +226,8 @@ def write_table(out: Path, args) -> None:
             "all for every row)"
         )
         title = f"{args.steps} steps after the 800-step supervised baseline"
+    if args.tag:
+        title += f", table `{args.tag}`"
     plot = ROOT / "benchmarks" / f"label_efficiency_camvid{variant(args, '_')}.png"
     if points:
         label_efficiency_plot(points, plot, title=f"CamVid test mIoU vs labeled fraction ({title}, final checkpoint)")

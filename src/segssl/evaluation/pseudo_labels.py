@@ -27,10 +27,10 @@ class PseudoLabelStats:
     selection (`class_balanced_keep`), ranked within each `update` batch as training ranks within a step.
     """
 
-    def __init__(self, num_classes: int, thresholds: list[Rule], ignore_index: int = 255):
+    def __init__(self, num_classes: int, rules: list[Rule], ignore_index: int = 255):
         self.k, self.ignore = num_classes, ignore_index
-        self.thresholds = [(float(t[0]), float(t[1])) if isinstance(t, tuple) else float(t) for t in thresholds]
-        n = len(self.thresholds)
+        self.rules = [(float(t[0]), float(t[1])) if isinstance(t, tuple) else float(t) for t in rules]
+        n = len(self.rules)
         self.kept = torch.zeros(n, num_classes, dtype=torch.long)  # confident pixels, by predicted class
         self.correct = torch.zeros(n, num_classes, dtype=torch.long)  # ... of which right, by class
         self.gt = torch.zeros(num_classes, dtype=torch.long)  # valid pixels, by true class
@@ -42,7 +42,7 @@ class PseudoLabelStats:
         valid = target != self.ignore
         keeps = [
             class_balanced_keep(pred, conf, self.k, *t).bool()[valid] if isinstance(t, tuple) else conf[valid] > t
-            for t in self.thresholds
+            for t in self.rules
         ]
         pred, target = pred[valid], target[valid]
         self.gt += torch.bincount(target, minlength=self.k)[: self.k]
@@ -56,7 +56,7 @@ class PseudoLabelStats:
         labels, their precision, and recall = correct confident pixels / all pixels of that class."""
         total = max(int(self.gt.sum()), 1)
         rows = []
-        for i, t in enumerate(self.thresholds):
+        for i, t in enumerate(self.rules):
             kept, correct = self.kept[i], self.correct[i]
             n = int(kept.sum())
             per_class = {}

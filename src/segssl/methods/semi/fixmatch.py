@@ -29,6 +29,8 @@ class WeakToStrong(SemiMethod):
     so tail classes, which a fixed 0.95 drops almost entirely, get pseudo-labels too. 0 = the papers.
     """
 
+    defaults = {"threshold": 0.95, "cutmix_p": 0.5, "class_balanced_portion": 0.0}
+
     def __init__(self, cfg, info):
         super().__init__(cfg, info)
         self.model = self.build_model()
@@ -66,7 +68,7 @@ class FixMatch(WeakToStrong):
     L = (L_s + `weight` L_u) / 2, L_u = CE(f(strong + CutMix), argmax f(weak)) on pixels with conf >= 0.95.
     """
 
-    defaults = {"threshold": 0.95, "cutmix_p": 0.5, "weight": 1.0, "class_balanced_portion": 0.0}
+    defaults = {**WeakToStrong.defaults, "weight": 1.0}
 
     def training_step(self, batch, step):
         lb, ub = batch["labeled"], batch["unlabeled"]

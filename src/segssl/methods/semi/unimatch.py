@@ -24,14 +24,7 @@ class UniMatch(WeakToStrong):
     in the paper and code: loss = (L_s + 0.25 L_s1 + 0.25 L_s2 + 0.5 L_fp) / 2.
     """
 
-    defaults = {
-        "threshold": 0.95,
-        "cutmix_p": 0.5,
-        "fp_dropout": 0.5,
-        "fp_weight": 0.5,
-        "strong_weight": 0.5,
-        "class_balanced_portion": 0.0,
-    }
+    defaults = {**WeakToStrong.defaults, "fp_dropout": 0.5, "fp_weight": 0.5, "strong_weight": 0.5}
 
     def __init__(self, cfg, info):
         super().__init__(cfg, info)

@@ -47,6 +47,8 @@ ORACLE = "oracle_all_labels"
 VARIANTS = {
     "fixmatch_cbst": ("fixmatch", ["method_args.class_balanced_portion=0.5"]),
     "unimatch_cbst": ("unimatch", ["method_args.class_balanced_portion=0.5"]),
+    "fixmatch_cw": ("fixmatch", ["method_args.unlabeled_class_weights=true"]),
+    "unimatch_cw": ("unimatch", ["method_args.unlabeled_class_weights=true"]),
 }
 FRACTIONS = ["1/16", "1/8", "1/4"]
 DEFAULT_STEPS = 300

@@ -364,3 +364,18 @@ def test_cps_from_a_checkpoint_shares_the_encoder_but_not_the_decoder(tmp_path):
     cfg["method_args"] = {"init2_parts": "all"}
     same = build_method(cfg, INFO)
     assert all(torch.equal(same.model2.state_dict()[k], v) for k, v in src.state_dict().items())
+
+
+def test_unlabeled_class_weights_weight_each_pseudo_labelled_pixel_by_its_class():
+    logits = torch.zeros(1, 3, 1, 4)  # uniform prediction: CE = ln 3 at every pixel
+    labels = torch.tensor([[[0, 1, 2, 0]]])
+    keep, valid = torch.tensor([[[1.0, 1.0, 1.0, 0.0]]]), torch.ones(1, 1, 4)
+    weighted = _method("fixmatch", unlabeled_class_weights=True)
+    # no train.class_weights: weight 1, the paper's loss (3 kept pixels of 4 valid)
+    assert float(weighted.unsup_ce(logits, labels, keep, valid)) == pytest.approx(3 / 4 * math.log(3))
+    weighted.set_class_weights(torch.tensor([2.0, 0.5, 1.0]))
+    # kept pixels weigh 2, 0.5, 1; the unkept class-0 pixel stays 0; the mean is over the 4 valid pixels
+    assert float(weighted.unsup_ce(logits, labels, keep, valid)) == pytest.approx(3.5 / 4 * math.log(3))
+    paper = _method("unimatch")
+    paper.set_class_weights(torch.tensor([2.0, 0.5, 1.0]))
+    assert float(paper.unsup_ce(logits, labels, keep, valid)) == pytest.approx(3 / 4 * math.log(3))

@@ -223,6 +223,13 @@ class SemiMethod(Method):
         logits = model(labeled["image"])
         return self.supervised_loss(logits, labeled["label"]), logits
 
+    def pseudo_class_weight(self, labels: torch.Tensor) -> torch.Tensor | float:
+        """Per-pixel weight of hard pseudo-labels (B, H, W): the labeled loss's class weight of each pixel's
+        pseudo-class (`train.class_weights`), or 1 when there are none. Without it the unlabeled CE, which is
+        mostly road and sky, undoes the balance the weighted labeled CE was given."""
+        w = getattr(self, "class_weights", None)
+        return 1.0 if w is None else w[labels.long()]
+
     def ramp(self, step: int) -> float:
         """Consistency-weight ramp-up over `method_args.rampup` x max_steps steps (0 = no ramp-up)."""
         return sigmoid_rampup(step, float(self.a.get("rampup", 0.0)) * self.max_steps)

@@ -27,9 +27,11 @@ class WeakToStrong(SemiMethod):
     `class_balanced_portion` p > 0 switches the fixed mask conf >= tau to CBST's class-balanced
     one (`class_balanced_keep`): each predicted class also keeps its top p most confident pixels,
     so tail classes, which a fixed 0.95 drops almost entirely, get pseudo-labels too. 0 = the papers.
+    `unlabeled_class_weights` true weights each pseudo-labelled pixel by its pseudo-class's
+    `train.class_weights` entry, as the labeled CE weights each labeled pixel; false = the papers.
     """
 
-    defaults = {"threshold": 0.95, "cutmix_p": 0.5, "class_balanced_portion": 0.0}
+    defaults = {"threshold": 0.95, "cutmix_p": 0.5, "class_balanced_portion": 0.0, "unlabeled_class_weights": False}
 
     def __init__(self, cfg, info):
         super().__init__(cfg, info)
@@ -59,6 +61,8 @@ class WeakToStrong(SemiMethod):
 
     def unsup_ce(self, logits: torch.Tensor, labels: torch.Tensor, keep: torch.Tensor, valid: torch.Tensor):
         """UniMatch's L_u: CE on kept pixels (confidence >= tau), averaged over all valid pixels."""
+        if self.a["unlabeled_class_weights"]:
+            keep = keep * self.pseudo_class_weight(labels)
         return pseudo_label_ce(logits, labels, weight=keep, valid=valid)
 
 

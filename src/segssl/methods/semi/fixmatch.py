@@ -39,6 +39,7 @@ class WeakToStrong(SemiMethod):
         self.threshold = check_range("threshold", self.a["threshold"], 0.0, 1.0)
         self.cutmix_p = check_range("cutmix_p", self.a["cutmix_p"], 0.0, 1.0)
         self.cb_portion = check_range("class_balanced_portion", self.a["class_balanced_portion"], 0.0, 1.0)
+        self.unlabeled_cw = bool(self.a["unlabeled_class_weights"])
         self.strong = StrongAug()
 
     def keep_mask(self, labels: torch.Tensor, conf: torch.Tensor) -> torch.Tensor:
@@ -61,7 +62,7 @@ class WeakToStrong(SemiMethod):
 
     def unsup_ce(self, logits: torch.Tensor, labels: torch.Tensor, keep: torch.Tensor, valid: torch.Tensor):
         """UniMatch's L_u: CE on kept pixels (confidence >= tau), averaged over all valid pixels."""
-        if self.a["unlabeled_class_weights"]:
+        if self.unlabeled_cw:
             keep = keep * self.pseudo_class_weight(labels)
         return pseudo_label_ce(logits, labels, weight=keep, valid=valid)
 

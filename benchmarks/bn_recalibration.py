@@ -27,8 +27,7 @@ from segssl.data.dataset import SegmentationDataset  # noqa: E402
 from segssl.data.registry import load_source  # noqa: E402
 from segssl.data.transforms import eval_transform  # noqa: E402
 from segssl.evaluation.evaluate import evaluate_model  # noqa: E402
-from segssl.models.checkpoint import read_checkpoint  # noqa: E402
-from segssl.models.segmodel import build_model  # noqa: E402
+from segssl.models.checkpoint import read_checkpoint, segmenter_from_entry  # noqa: E402
 
 
 @torch.no_grad()
@@ -58,8 +57,7 @@ def main() -> None:
     for rd in args.runs:
         entry = read_checkpoint(rd / "checkpoints" / "last.ckpt")
         cfg = entry["config"]
-        model = build_model({**cfg["model"], "encoder_weights": None, "init": None}, src.info.num_classes)
-        model.load_state_dict(entry["model_state"])
+        model = segmenter_from_entry(entry, src.info.num_classes)
         ev = dict(cfg.get("eval", {}))
         before = evaluate_model(model, src, "test", ev)
         recalibrate_bn(model, images)

@@ -33,13 +33,11 @@ def measure(ckpt: Path, data: str) -> dict:
     from segssl.data.transforms import eval_transform
     from segssl.evaluation.inference import predict_logits
     from segssl.evaluation.pseudo_labels import PseudoLabelStats
-    from segssl.models.checkpoint import read_checkpoint
-    from segssl.models.segmodel import build_model
+    from segssl.models.checkpoint import read_checkpoint, segmenter_from_entry
 
     entry = read_checkpoint(ckpt)
     source = load_source(data)
-    model = build_model({**entry["config"]["model"], "encoder_weights": None, "init": None}, source.info.num_classes)
-    model.load_state_dict(entry["model_state"])
+    model = segmenter_from_entry(entry, source.info.num_classes)
     model.eval()
     labeled = set(read_split_file(ckpt.parent.parent / "splits" / "labeled.txt"))
     pool = [("train", s) for s in source.samples("train") if s.stem not in labeled]

@@ -25,8 +25,7 @@ def run(args: argparse.Namespace) -> int:
     from segssl.data.registry import load_source
     from segssl.errors import SegsslError
     from segssl.evaluation.evaluate import evaluate_model, evaluate_predictions, write_metrics
-    from segssl.models.checkpoint import read_checkpoint
-    from segssl.models.segmodel import build_model
+    from segssl.models.checkpoint import read_checkpoint, segmenter_from_entry
 
     if args.predictions is not None:
         if not args.data:
@@ -48,8 +47,7 @@ def run(args: argparse.Namespace) -> int:
                 f"{args.checkpoint}: trained for {len(entry['classes'])} classes, "
                 f"the dataset has {src.info.num_classes}"
             )
-        model = build_model({**cfg["model"], "encoder_weights": None, "init": None}, src.info.num_classes)
-        model.load_state_dict(entry["model_state"])
+        model = segmenter_from_entry(entry, src.info.num_classes, cfg["model"])
         ev = dict(cfg.get("eval", {}))
         if args.mode:
             ev["mode"] = args.mode

@@ -27,8 +27,7 @@ def run(args: argparse.Namespace) -> int:
     from segssl.data.transforms import eval_transform, to_tv
     from segssl.errors import SegsslError
     from segssl.evaluation.inference import predict_logits
-    from segssl.models.checkpoint import read_checkpoint
-    from segssl.models.segmodel import build_model
+    from segssl.models.checkpoint import read_checkpoint, segmenter_from_entry
     from segssl.reporting import overlay
 
     entry = read_checkpoint(args.checkpoint)
@@ -40,8 +39,7 @@ def run(args: argparse.Namespace) -> int:
     if not paths:
         raise SegsslError(f"{args.images}: no images (png/jpg) found")
     cfg, classes, palette = entry["config"], entry["classes"], entry["palette"]
-    model = build_model({**cfg["model"], "encoder_weights": None, "init": None}, len(classes))
-    model.load_state_dict(entry["model_state"])
+    model = segmenter_from_entry(entry, len(classes), cfg["model"])
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     model.eval().to(device)
     ev = dict(cfg.get("eval", {}))

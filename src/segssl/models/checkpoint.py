@@ -77,3 +77,14 @@ def atomic_save(obj: dict, path: Path) -> None:
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def segmenter_from_entry(entry: dict, num_classes: int, model_cfg: dict | None = None) -> nn.Module:
+    """The trained segmenter a checkpoint entry holds: its architecture from the entry's config (or
+    `model_cfg`), no encoder weights or `model.init` re-read (the state dict already has them)."""
+    from segssl.models.segmodel import build_model
+
+    cfg = model_cfg if model_cfg is not None else entry["config"]["model"]
+    model = build_model({**cfg, "encoder_weights": None, "init": None}, num_classes)
+    model.load_state_dict(entry["model_state"])
+    return model

@@ -185,8 +185,7 @@ def predict_pictures(
     from segssl.data.dataset import SegmentationDataset
     from segssl.data.transforms import eval_transform
     from segssl.evaluation.inference import predict_logits
-    from segssl.models.checkpoint import read_checkpoint
-    from segssl.models.segmodel import build_model
+    from segssl.models.checkpoint import read_checkpoint, segmenter_from_entry
 
     if os.environ.get("SEGSSL_THREADS"):  # same thread cap as training (shared machines, tests)
         torch.set_num_threads(int(os.environ["SEGSSL_THREADS"]))
@@ -211,8 +210,7 @@ def predict_pictures(
             notes.append(f"{run.name}: trained for {n_cls} classes, the picture dataset has {k}; not drawn")
             continue
         rcfg = entry.get("config") or run.cfg
-        model = build_model({**rcfg["model"], "encoder_weights": None, "init": None}, n_cls)
-        model.load_state_dict(entry["model_state"])
+        model = segmenter_from_entry(entry, n_cls, rcfg["model"])
         model.eval().to(device)
         ev = rcfg.get("eval") or {}
         masks = []

@@ -47,7 +47,7 @@ def run(args: argparse.Namespace) -> int:
                 f"{args.checkpoint}: trained for {len(entry['classes'])} classes, "
                 f"the dataset has {src.info.num_classes}"
             )
-        model = segmenter_from_entry(entry, src.info.num_classes, cfg["model"])
+        model = segmenter_from_entry(entry, src.info.num_classes)
         ev = dict(cfg.get("eval", {}))
         if args.mode:
             ev["mode"] = args.mode

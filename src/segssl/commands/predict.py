@@ -39,7 +39,7 @@ def run(args: argparse.Namespace) -> int:
     if not paths:
         raise SegsslError(f"{args.images}: no images (png/jpg) found")
     cfg, classes, palette = entry["config"], entry["classes"], entry["palette"]
-    model = segmenter_from_entry(entry, len(classes), cfg["model"])
+    model = segmenter_from_entry(entry, len(classes))
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     model.eval().to(device)
     ev = dict(cfg.get("eval", {}))

@@ -49,6 +49,9 @@ VARIANTS = {
     "unimatch_cbst": ("unimatch", ["method_args.class_balanced_portion=0.5"]),
     "fixmatch_cw": ("fixmatch", ["method_args.unlabeled_class_weights=true"]),
     "unimatch_cw": ("unimatch", ["method_args.unlabeled_class_weights=true"]),
+    # strong view without colour jitter, grayscale and blur: CutMix is its only perturbation
+    "fixmatch_nophoto": ("fixmatch", [f"method_args.strong_{k}_p=0" for k in ("jitter", "gray", "blur")]),
+    "unimatch_nophoto": ("unimatch", [f"method_args.strong_{k}_p=0" for k in ("jitter", "gray", "blur")]),
 }
 FRACTIONS = ["1/16", "1/8", "1/4"]
 DEFAULT_STEPS = 300

@@ -379,3 +379,17 @@ def test_unlabeled_class_weights_weight_each_pseudo_labelled_pixel_by_its_class(
     paper = _method("unimatch")
     paper.set_class_weights(torch.tensor([2.0, 0.5, 1.0]))
     assert float(paper.unsup_ce(logits, labels, keep, valid)) == pytest.approx(3 / 4 * math.log(3))
+
+
+def test_weak_to_strong_photometric_probabilities_switch_the_strong_colour_ops_off():
+    x = renormalize(torch.rand(4, 3, 16, 16, generator=torch.Generator().manual_seed(0)))  # a real image
+    labels, keep = torch.zeros(4, 16, 16, dtype=torch.long), torch.ones(4, 16, 16)
+    valid = torch.ones(4, 16, 16)
+    off = _method("unimatch", strong_jitter_p=0.0, strong_gray_p=0.0, strong_blur_p=0.0, cutmix_p=0.0)
+    assert (off.strong.jitter_p, off.strong.gray_p, off.strong.blur_p) == (0.0, 0.0, 0.0)
+    xs = off.strong_view(x, labels, keep, valid)[0]
+    assert torch.allclose(xs, x, atol=1e-5)  # no CutMix, no colour: the weak crop itself
+    paper = _method("fixmatch")
+    assert (paper.strong.jitter_p, paper.strong.gray_p, paper.strong.blur_p) == (0.8, 0.2, 0.5)
+    with pytest.raises(SegsslError, match="strong_gray_p"):
+        _method("fixmatch", strong_gray_p=2.0)

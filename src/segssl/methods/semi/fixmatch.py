@@ -29,9 +29,20 @@ class WeakToStrong(SemiMethod):
     so tail classes, which a fixed 0.95 drops almost entirely, get pseudo-labels too. 0 = the papers.
     `unlabeled_class_weights` true weights each pseudo-labelled pixel by its pseudo-class's
     `train.class_weights` entry, as the labeled CE weights each labeled pixel; false = the papers.
+    `strong_jitter_p`, `strong_gray_p`, `strong_blur_p` are the strong view's photometric
+    probabilities (UniMatch's 0.8 / 0.2 / 0.5); all 0 leaves CutMix as the only strong perturbation,
+    an ablation for data whose classes differ mainly by colour (road / sidewalk).
     """
 
-    defaults = {"threshold": 0.95, "cutmix_p": 0.5, "class_balanced_portion": 0.0, "unlabeled_class_weights": False}
+    defaults = {
+        "threshold": 0.95,
+        "cutmix_p": 0.5,
+        "class_balanced_portion": 0.0,
+        "unlabeled_class_weights": False,
+        "strong_jitter_p": 0.8,
+        "strong_gray_p": 0.2,
+        "strong_blur_p": 0.5,
+    }
 
     def __init__(self, cfg, info):
         super().__init__(cfg, info)
@@ -40,7 +51,11 @@ class WeakToStrong(SemiMethod):
         self.cutmix_p = check_range("cutmix_p", self.a["cutmix_p"], 0.0, 1.0)
         self.cb_portion = check_range("class_balanced_portion", self.a["class_balanced_portion"], 0.0, 1.0)
         self.unlabeled_cw = bool(self.a["unlabeled_class_weights"])
-        self.strong = StrongAug()
+        self.strong = StrongAug(
+            jitter_p=check_range("strong_jitter_p", self.a["strong_jitter_p"], 0.0, 1.0),
+            gray_p=check_range("strong_gray_p", self.a["strong_gray_p"], 0.0, 1.0),
+            blur_p=check_range("strong_blur_p", self.a["strong_blur_p"], 0.0, 1.0),
+        )
 
     def keep_mask(self, labels: torch.Tensor, conf: torch.Tensor) -> torch.Tensor:
         """Float (B, H, W) weight of each pseudo-labelled pixel: fixed threshold, or class-balanced."""

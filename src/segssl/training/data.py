@@ -143,6 +143,11 @@ class SegDataModule(pl.LightningDataModule):
         t = self.trainer
         return (t.global_rank, t.world_size) if t is not None else (0, 1)
 
+    def _epoch_of(self, steps: int):
+        """The starting epoch as the trainer's global step says (exact after a resume), or None."""
+        t = self.trainer
+        return (lambda: t.global_step // steps) if t is not None else None
+
     def _loader(self, ds: Dataset, sampler, batch_size: int, drop_last: bool) -> DataLoader:
         nw = int(self.cfg["data"].get("num_workers", 0))
         return DataLoader(
@@ -163,7 +168,9 @@ class SegDataModule(pl.LightningDataModule):
         loaders = {}
         for k, (name, ds) in enumerate(self.datasets.items()):
             b = int(self.cfg["data"].get(f"{name}_batch_size") or bs)
-            sampler = EpochSampler(len(ds), steps * b, seed=seed + 7919 * k, rank=rank, world=world)
+            sampler = EpochSampler(
+                len(ds), steps * b, seed=seed + 7919 * k, rank=rank, world=world, epoch_of=self._epoch_of(steps)
+            )
             loaders[name] = self._loader(ds, sampler, b, drop_last=True)
         return CombinedLoader(loaders, mode="max_size_cycle")
 

@@ -12,6 +12,7 @@ from segssl.evaluation.inference import predict_logits
 from segssl.evaluation.metrics import scores
 from segssl.methods.base import Method
 from segssl.models.checkpoint import payload
+from segssl.training.rng import restore_rng_state, rng_state
 
 
 def lr_factor(step: int, total: int, schedule: str, warmup: int = 0, power: float = 0.9) -> float:
@@ -49,6 +50,7 @@ class MethodModule(pl.LightningModule):
         info = method.info
         self.val_cm = MulticlassConfusionMatrix(info.num_classes, ignore_index=info.ignore_index)
         self.last_val: dict = {}
+        self._resume_rng: dict | None = None  # generator states of the checkpoint a run resumes from
 
     def training_step(self, batch, batch_idx):
         if isinstance(batch, (tuple, list)):  # CombinedLoader yields (batch, idx, dataloader_idx)
@@ -108,6 +110,22 @@ class MethodModule(pl.LightningModule):
         checkpoint["segssl"] = payload(self.method.export_state(), self.cfg, self.method.kind, info.to_dict())
         checkpoint["segssl"]["global_step"] = int(self.global_step)
         checkpoint["segssl"]["val"] = self.last_val
+        checkpoint["rng"] = rng_state()  # a resumed run draws the same augmentations as an uninterrupted one
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        # applied when training starts, not now: Lightning still creates a data-loader iterator
+        # between loading and the first epoch (one draw from the torch generator)
+        self._resume_rng = checkpoint.get("rng")
+
+    def on_train_start(self) -> None:
+        if self._resume_rng is not None:
+            restore_rng_state(self._resume_rng)
+
+    def on_train_epoch_start(self) -> None:
+        # the first epoch after a resume starts where the checkpointed run's next epoch started
+        if self._resume_rng is not None:
+            restore_rng_state(self._resume_rng)
+            self._resume_rng = None
 
 
 def _channels_last(batch):

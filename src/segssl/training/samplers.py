@@ -8,14 +8,30 @@ duplicates and bias dataset-level metrics).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import torch
 from torch.utils.data import Sampler
 
 
 class EpochSampler(Sampler[int]):
-    def __init__(self, n: int, samples_per_rank: int, seed: int = 0, rank: int = 0, world: int = 1):
+    """Epoch e is the e-th seeded permutation stream slice.
+
+    `epoch_of` (optional) says which epoch is starting, e.g. global_step // epoch_steps. It takes
+    precedence over `set_epoch`, because Lightning 2.6 sets the epoch one too high when a run resumes
+    from an epoch-end checkpoint (it replays epoch e + 1's order in epoch e), so a resumed run would
+    see other batches than an uninterrupted one.
+    """
+
+    def __init__(
+        self,
+        n: int,
+        samples_per_rank: int,
+        seed: int = 0,
+        rank: int = 0,
+        world: int = 1,
+        epoch_of: Callable[[], int] | None = None,
+    ):
         self.n, self.samples_per_rank, self.seed, self.rank, self.world = (
             n,
             samples_per_rank,
@@ -23,7 +39,7 @@ class EpochSampler(Sampler[int]):
             rank,
             world,
         )
-        self.epoch = 0
+        self.epoch, self.epoch_of = 0, epoch_of
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
@@ -32,7 +48,8 @@ class EpochSampler(Sampler[int]):
         return self.samples_per_rank
 
     def __iter__(self) -> Iterator[int]:
-        g = torch.Generator().manual_seed(self.seed * 100_003 + self.epoch)
+        epoch = self.epoch_of() if self.epoch_of is not None else self.epoch
+        g = torch.Generator().manual_seed(self.seed * 100_003 + epoch)
         need = self.samples_per_rank * self.world
         chunks, total = [], 0
         while total < need:

@@ -120,3 +120,16 @@ def test_encoder_lr_mult_puts_every_encoder_parameter_in_its_own_group():
     assert [g["lr"] for g in opt.param_groups] == pytest.approx([0.001, 0.01])
     plain = build_method(load_config(None, ["method=supervised", *over]), info)
     assert len(MethodModule(plain, plain.cfg).configure_optimizers()["optimizer"].param_groups) == 1
+
+
+def test_epoch_sampler_epoch_of_overrides_set_epoch():
+    from segssl.training.samplers import EpochSampler
+
+    plain = EpochSampler(10, 6, seed=3)
+    plain.set_epoch(2)
+    step = {"now": 2 * 6}
+    follows = EpochSampler(10, 6, seed=3, epoch_of=lambda: step["now"] // 6)
+    follows.set_epoch(3)  # what Lightning 2.6 sets after a resume from the end of epoch 1: ignored
+    assert list(follows) == list(plain)
+    plain.set_epoch(3)
+    assert list(follows) != list(plain)

@@ -49,3 +49,18 @@ def test_resumed_run_reproduces_the_uninterrupted_weights(tmp_path, monkeypatch)
     assert resumed["global_step"] == whole["global_step"] == 4
     for k, v in whole["model_state"].items():
         assert torch.equal(resumed["model_state"][k], v), k
+
+
+def test_fold_in_rank_gives_other_ranks_their_own_reproducible_stream():
+    from segssl.training.rng import fold_in_rank
+
+    def draws(rank: int, step: int = 0) -> list[float]:
+        torch.manual_seed(0), np.random.seed(0), random.seed(0)  # what seed_everything gives every rank
+        fold_in_rank(0, rank, step)
+        return [float(torch.rand(1)), float(np.random.rand()), random.random()]
+
+    rank0, rank1 = draws(0), draws(1)
+    torch.manual_seed(0), np.random.seed(0), random.seed(0)
+    assert rank0 == [float(torch.rand(1)), float(np.random.rand()), random.random()]  # rank 0 untouched
+    assert all(a != b for a, b in zip(rank0, rank1, strict=True))  # rank 1 draws other crops and boxes
+    assert draws(1) == rank1 and draws(1, step=200) != rank1  # reproducible, and new after a resume

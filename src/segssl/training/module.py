@@ -12,7 +12,7 @@ from segssl.evaluation.inference import predict_logits
 from segssl.evaluation.metrics import scores
 from segssl.methods.base import Method
 from segssl.models.checkpoint import payload
-from segssl.training.rng import restore_rng_state, rng_state
+from segssl.training.rng import fold_in_rank, restore_rng_state, rng_state
 
 
 def lr_factor(step: int, total: int, schedule: str, warmup: int = 0, power: float = 0.9) -> float:
@@ -120,11 +120,13 @@ class MethodModule(pl.LightningModule):
     def on_train_start(self) -> None:
         if self._resume_rng is not None:
             restore_rng_state(self._resume_rng)
+        fold_in_rank(int(self.cfg["seed"]), self.global_rank, self.global_step)
 
     def on_train_epoch_start(self) -> None:
         # the first epoch after a resume starts where the checkpointed run's next epoch started
         if self._resume_rng is not None:
             restore_rng_state(self._resume_rng)
+            fold_in_rank(int(self.cfg["seed"]), self.global_rank, self.global_step)
             self._resume_rng = None
 
 

@@ -42,3 +42,19 @@ def restore_rng_state(state: dict) -> None:
         torch.set_rng_state(state["torch"])
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state(state["cuda"])
+
+
+def fold_in_rank(seed: int, rank: int, step: int) -> None:
+    """Give process `rank` > 0 of a multi-process run its own generators, seeded from (seed, rank, step).
+
+    Every rank starts from the same `seed_everything(seed)` (or, after a resume, from rank 0's saved
+    states), and with in-process data loading every rank would then draw the same crops, flips, jitter
+    and CutMix boxes for its different images. Rank 0 keeps its stream, so a single-process run and
+    rank 0 of a resumed run are exactly reproducible; other ranks are reproducible given the step.
+    """
+    if rank <= 0:
+        return
+    s = (seed * 1_000_003 + rank * 7_919 + step) % (2**32)
+    random.seed(s)
+    np.random.seed(s)
+    torch.manual_seed(s)

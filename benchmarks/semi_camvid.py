@@ -43,6 +43,7 @@ METHODS = [
 # with a warm start: the same continuation on ALL train labels from the fraction's warm start, i.e. a
 # method whose pseudo-labels were the true labels: the most that unlabeled data can add at this budget
 ORACLE = "oracle_all_labels"
+NO_PHOTO = [f"method_args.strong_{k}_p=0" for k in ("jitter", "gray", "blur")]
 # rows that are a method with one option changed: name -> (config, --set overrides); shown once run
 VARIANTS = {
     "fixmatch_cbst": ("fixmatch", ["method_args.class_balanced_portion=0.5"]),
@@ -50,8 +51,10 @@ VARIANTS = {
     "fixmatch_cw": ("fixmatch", ["method_args.unlabeled_class_weights=true"]),
     "unimatch_cw": ("unimatch", ["method_args.unlabeled_class_weights=true"]),
     # strong view without colour jitter, grayscale and blur: CutMix is its only perturbation
-    "fixmatch_nophoto": ("fixmatch", [f"method_args.strong_{k}_p=0" for k in ("jitter", "gray", "blur")]),
-    "unimatch_nophoto": ("unimatch", [f"method_args.strong_{k}_p=0" for k in ("jitter", "gray", "blur")]),
+    "fixmatch_nophoto": ("fixmatch", NO_PHOTO),
+    "unimatch_nophoto": ("unimatch", NO_PHOTO),
+    # both remedies that each helped at 1/8: class-weighted pseudo-label CE and a CutMix-only strong view
+    "unimatch_cw_nophoto": ("unimatch", ["method_args.unlabeled_class_weights=true", *NO_PHOTO]),
 }
 FRACTIONS = ["1/16", "1/8", "1/4"]
 DEFAULT_STEPS = 300

@@ -223,8 +223,8 @@ def write_table(out: Path, args) -> None:
         start, title = "from random init", f"{args.steps} steps"
     elif ws.isdigit():
         start = (
-            f"from one shared supervised checkpoint per fraction ({ws} steps of this budget on that fraction's "
-            f"labeled images; {ws} + {args.steps} steps in all for every row)"
+            f"from one shared supervised checkpoint per fraction ({ws} steps of this budget, at lr {DEFAULT_LR:g}, "
+            f"on that fraction's labeled images; {ws} + {args.steps} steps in all for every row)"
         )
         title = f"{args.steps} steps after a shared {ws}-step supervised warm start"
     else:

@@ -117,16 +117,20 @@ class MethodModule(pl.LightningModule):
         # between loading and the first epoch (one draw from the torch generator)
         self._resume_rng = checkpoint.get("rng")
 
-    def on_train_start(self) -> None:
+    def _start_generators(self) -> None:
+        """The checkpoint's generator states (when resuming), then this rank's own stream (DDP)."""
         if self._resume_rng is not None:
             restore_rng_state(self._resume_rng)
         fold_in_rank(int(self.cfg["seed"]), self.global_rank, self.global_step)
 
+    def on_train_start(self) -> None:
+        self._start_generators()
+
     def on_train_epoch_start(self) -> None:
-        # the first epoch after a resume starts where the checkpointed run's next epoch started
+        # again at the first epoch after a resume, so it starts where the checkpointed run's next
+        # epoch started (nothing may draw in between); later epochs continue the stream
         if self._resume_rng is not None:
-            restore_rng_state(self._resume_rng)
-            fold_in_rank(int(self.cfg["seed"]), self.global_rank, self.global_step)
+            self._start_generators()
             self._resume_rng = None
 
 

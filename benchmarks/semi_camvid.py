@@ -53,7 +53,8 @@ VARIANTS = {
     # strong view without colour jitter, grayscale and blur: CutMix is its only perturbation
     "fixmatch_nophoto": ("fixmatch", NO_PHOTO),
     "unimatch_nophoto": ("unimatch", NO_PHOTO),
-    # both remedies that each helped at 1/8: class-weighted pseudo-label CE and a CutMix-only strong view
+    # both remedies together: class-weighted pseudo-label CE (helped both rows) and a CutMix-only strong view
+    # (kept FixMatch's sidewalk)
     "unimatch_cw_nophoto": ("unimatch", ["method_args.unlabeled_class_weights=true", *NO_PHOTO]),
 }
 FRACTIONS = ["1/16", "1/8", "1/4"]

@@ -39,9 +39,9 @@ class WeakToStrong(SemiMethod):
         "cutmix_p": 0.5,
         "class_balanced_portion": 0.0,
         "unlabeled_class_weights": False,
-        "strong_jitter_p": 0.8,
-        "strong_gray_p": 0.2,
-        "strong_blur_p": 0.5,
+        "strong_jitter_p": StrongAug.jitter_p,  # the strong view's own defaults: UniMatch's
+        "strong_gray_p": StrongAug.gray_p,
+        "strong_blur_p": StrongAug.blur_p,
     }
 
     def __init__(self, cfg, info):

@@ -5,7 +5,8 @@ a run resumed from its epoch-end `last.ckpt` re-drew every crop, scale, flip, ji
 box from the start-of-run seed, and so ended on different weights than the uninterrupted run
 (CamVid 1/8 warm start: 38.5 against 38.7; the data order was off too, see `EpochSampler`). With
 the generators restored as well, it ends on the same weights (tests/training/test_resume_rng.py).
-Stored as tensors and plain lists, so the checkpoint still loads with weights_only=True.
+Stored as tensors and plain lists, so the checkpoint still loads with weights_only=True (Lightning's
+private `_collect_rng_states` keeps NumPy's state as an ndarray tuple, which weights_only refuses).
 """
 
 from __future__ import annotations

@@ -12,7 +12,7 @@ from segssl.evaluation.inference import predict_logits
 from segssl.evaluation.metrics import scores
 from segssl.methods.base import Method
 from segssl.models.checkpoint import payload
-from segssl.training.rng import fold_in_rank, restore_rng_state, rng_state
+from segssl.training.rng import fold_in_rank, gather_rng_states, restore_rng_state, rng_state
 
 
 def lr_factor(step: int, total: int, schedule: str, warmup: int = 0, power: float = 0.9) -> float:
@@ -51,6 +51,7 @@ class MethodModule(pl.LightningModule):
         self.val_cm = MulticlassConfusionMatrix(info.num_classes, ignore_index=info.ignore_index)
         self.last_val: dict = {}
         self._resume_rng: dict | None = None  # generator states of the checkpoint a run resumes from
+        self._resume_rng_is_own = False  # ... saved by this very rank (not rank 0's, to be folded)
 
     def training_step(self, batch, batch_idx):
         if isinstance(batch, (tuple, list)):  # CombinedLoader yields (batch, idx, dataloader_idx)
@@ -110,18 +111,31 @@ class MethodModule(pl.LightningModule):
         checkpoint["segssl"] = payload(self.method.export_state(), self.cfg, self.method.kind, info.to_dict())
         checkpoint["segssl"]["global_step"] = int(self.global_step)
         checkpoint["segssl"]["val"] = self.last_val
-        checkpoint["rng"] = rng_state()  # a resumed run draws the same augmentations as an uninterrupted one
+        # a resumed run draws the same augmentations as an uninterrupted one, on every rank
+        checkpoint["rng"], ranks = rng_state(), gather_rng_states(self.trainer.world_size)
+        if ranks is not None:
+            checkpoint["rng_ranks"] = ranks
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         # applied when training starts, not now: Lightning still creates a data-loader iterator
         # between loading and the first epoch (one draw from the torch generator)
         self._resume_rng = checkpoint.get("rng")
+        ranks = checkpoint.get("rng_ranks")
+        if ranks is not None and len(ranks) == self.trainer.world_size:
+            self._resume_rng = ranks[self.global_rank]
+            self._resume_rng_is_own = True
 
     def _start_generators(self) -> None:
-        """The checkpoint's generator states (when resuming), then this rank's own stream (DDP)."""
+        """The checkpoint's generator states (when resuming), then this rank's own stream (DDP).
+
+        A checkpoint written by as many ranks as this run has holds each rank's states: every rank
+        then continues its own uninterrupted stream. Otherwise (an older checkpoint, or another
+        number of processes) ranks > 0 fold their rank into rank 0's states.
+        """
         if self._resume_rng is not None:
             restore_rng_state(self._resume_rng)
-        fold_in_rank(int(self.cfg["seed"]), self.global_rank, self.global_step)
+        if not self._resume_rng_is_own:
+            fold_in_rank(int(self.cfg["seed"]), self.global_rank, self.global_step)
 
     def on_train_start(self) -> None:
         self._start_generators()
@@ -131,7 +145,7 @@ class MethodModule(pl.LightningModule):
         # epoch started (nothing may draw in between); later epochs continue the stream
         if self._resume_rng is not None:
             self._start_generators()
-            self._resume_rng = None
+            self._resume_rng, self._resume_rng_is_own = None, False
 
 
 def _channels_last(batch):

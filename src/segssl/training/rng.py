@@ -45,13 +45,29 @@ def restore_rng_state(state: dict) -> None:
         torch.cuda.set_rng_state(state["cuda"])
 
 
+def gather_rng_states(world_size: int) -> list[dict] | None:
+    """Every rank's `rng_state()`, in rank order, on every rank; None in a single-process run.
+
+    A collective: Lightning dumps a checkpoint on every rank (rank 0 alone writes it), so each
+    rank's states can travel into the one file and a resumed multi-process run puts every rank
+    back on its own stream, not only rank 0.
+    """
+    if world_size <= 1 or not (torch.distributed.is_available() and torch.distributed.is_initialized()):
+        return None
+    states: list = [None] * torch.distributed.get_world_size()
+    torch.distributed.all_gather_object(states, rng_state())
+    return states
+
+
 def fold_in_rank(seed: int, rank: int, step: int) -> None:
     """Give process `rank` > 0 of a multi-process run its own generators, seeded from (seed, rank, step).
 
-    Every rank starts from the same `seed_everything(seed)` (or, after a resume, from rank 0's saved
-    states), and with in-process data loading every rank would then draw the same crops, flips, jitter
-    and CutMix boxes for its different images. Rank 0 keeps its stream, so a single-process run and
-    rank 0 of a resumed run are exactly reproducible; other ranks are reproducible given the step.
+    Every rank starts from the same `seed_everything(seed)`, and with in-process data loading every
+    rank would then draw the same crops, flips, jitter and CutMix boxes for its different images.
+    Rank 0 keeps its stream, so a single-process run is exactly reproducible. A resumed run restores
+    each rank's own saved states instead (`gather_rng_states`); only a checkpoint without them (older,
+    or written by another number of processes) folds the rank into rank 0's states, reproducibly
+    given the step.
     """
     if rank <= 0:
         return

@@ -1,0 +1,444 @@
+"""The CamVid tables at a GPU budget, in one timed run: many `segssl` jobs share one GPU.
+
+A GPU session is short (minutes), so this script is a scheduler: it runs the jobs of two tables
+(the semi-supervised label-efficiency table and the dense-pretraining table) `--parallel` at a time,
+highest priority first, starts a job only when its estimated duration (the longest finished job of
+its kind, else a guess) still fits before `--budget` seconds, and kills what is left at the budget.
+Every job is a plain `segssl` command with one shared GPU protocol on top of its own config, so each
+row is reproducible on its own; finished jobs are archived under benchmarks/results/gpu_camvid/ and
+skipped on a rerun (resumable like every benchmark here).
+
+Protocol (every train row): UNet / ResNet-18 (decoder 128-64-32-32-32) from random init, `--steps`
+steps of batch 8 labeled (+ 8 unlabeled) 160x224 crops at scale 0.5-2.0 of 240x180, AdamW 2e-3 poly,
+sqrt median-frequency class weights, seed-0 split files; the test split scored with the final
+checkpoint. Pretraining: `--pretrain-steps` steps of batch 16 two-view 128x160 crops on train+val
+images (labels unread); probes on frozen features with all train labels; fine-tuning = the
+supervised 1/8 row started from the pretrained weights.
+
+Usage: python benchmarks/gpu_camvid.py [--budget 480] [--parallel 6] [--steps 3000] [--only a,b]
+       python benchmarks/gpu_camvid.py --table-only    # (re)write the BENCHMARKS.md sections
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from fractions import Fraction
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import ROOT, SEGSSL, fmt, load_json, machine, save_json, write_section  # noqa: E402
+from common import finish as archive  # noqa: E402
+
+NAME = "gpu_camvid"
+RUNS = ROOT / "benchmarks" / "runs" / NAME
+SEMI = ["supervised", "unimatch", "ael", "fixmatch", "cps", "mean_teacher", "cutmix", "classmix", "cct"]
+FRACTIONS = ["1/16", "1/8", "1/4"]
+PRETRAIN = ["pixpro_unet", "densecl", "pass_align"]
+DECODER = "model.decoder_channels=[128,64,32,32,32]"
+# first guesses of a job's seconds on the GPU with 6 jobs sharing it, replaced by measured ones
+GUESS = {"supervised": 120, "semi": 300, "pretrain": 250, "probe": 60, "finetune": 120, "memory": 90}
+
+
+def train_sets(steps: int) -> list[str]:
+    """The GPU protocol every train row shares (the CPU tables' budget, scaled up)."""
+    return [
+        "data.crop=[160,224]",
+        DECODER,
+        "data.base_size=[180,240]",
+        "data.scale=[0.5,2.0]",
+        "data.batch_size=8",
+        "data.unlabeled_extra=[val]",
+        "data.num_workers=3",
+        f"train.max_steps={steps}",
+        f"train.val_every_steps={max(steps // 4, 1)}",
+        "train.epoch_steps=500",
+        "train.warmup_steps=100",
+        "train.lr=0.002",
+        "train.class_weights=sqrt_median_freq",
+        "train.progress=false",
+        "eval.batch_size=1",
+    ]
+
+
+def pretrain_sets(steps: int) -> list[str]:
+    return [
+        "data.crop=[128,160]",
+        "data.batch_size=16",
+        "data.unlabeled_extra=[val]",
+        "data.num_workers=3",
+        f"train.max_steps={steps}",
+        "train.epoch_steps=500",
+        "train.progress=false",
+        DECODER,
+    ]
+
+
+def sets(items: list[str]) -> list[str]:
+    return [a for s in items for a in ("--set", s)]
+
+
+def slug(frac: str) -> str:
+    return frac.replace("/", "-")
+
+
+@dataclass
+class Job:
+    name: str  # also its run folder under RUNS
+    argv: list[str]  # segssl arguments (without --out), or a python script's when `script` is set
+    kind: str  # jobs of one kind share a duration estimate
+    after: tuple[str, ...] = ()
+    script: bool = False  # argv is `python benchmarks/<argv>` (not a segssl command)
+    extra: dict = field(default_factory=dict)
+
+
+def jobs(args) -> list[Job]:
+    """Every job, highest priority first: the 1/8 column and PixPro first (the acceptance rows)."""
+    data, s = args.data, args.steps
+    tr = train_sets(s) + args.set
+    out: list[Job] = []
+
+    def semi(m: str, frac: str) -> Job:
+        labeled = [] if frac == "all" else ["--labeled", frac]
+        kind = "supervised" if m == "supervised" else "semi"
+        cfg = f"configs/semi/{m}.yaml"
+        return Job(f"semi/{m}/{slug(frac)}", ["train", "--config", cfg, "--data", data, *labeled, *sets(tr)], kind)
+
+    def pretrain(m: str) -> list[Job]:
+        ck = str(RUNS / "pretrain" / m / "pretrain" / "checkpoints" / "last.ckpt")
+        pre = Job(
+            f"pretrain/{m}/pretrain",
+            [
+                "pretrain",
+                "--config",
+                f"configs/pretrain/{m}.yaml",
+                "--data",
+                data,
+                *sets(pretrain_sets(args.pretrain_steps) + args.set),
+            ],
+            "pretrain",
+        )
+        dep = (pre.name,)
+        return [
+            pre,
+            Job(
+                f"pretrain/{m}/finetune_1-8",
+                [
+                    "train",
+                    "--config",
+                    "configs/semi/supervised.yaml",
+                    "--data",
+                    data,
+                    "--labeled",
+                    "1/8",
+                    *sets([*tr, f"model.init={ck}"]),
+                ],
+                "finetune",
+                dep,
+            ),
+            *[probe(m, p, ck, dep) for p in ("linear", "knn")],
+        ]
+
+    def probe(m: str, proto: str, ck: str, after: tuple[str, ...] = ()) -> Job:
+        return Job(
+            f"pretrain/{m}/{proto}",
+            [
+                "probe",
+                "--config",
+                f"configs/probe/{proto}.yaml",
+                "--protocol",
+                proto,
+                "--checkpoint",
+                ck,
+                "--data",
+                data,
+                *sets(["train.progress=false", DECODER, *args.probe_set]),
+            ],
+            "probe",
+            after,
+        )
+
+    out += [semi("supervised", "1/8"), semi("unimatch", "1/8"), semi("ael", "1/8"), semi("supervised", "all")]
+    out += pretrain("pixpro_unet")
+    out += [probe("random", p, "random") for p in ("linear", "knn")]
+    out += [semi(m, "1/8") for m in SEMI[3:]]
+    out += [semi(m, f) for f in ("1/16", "1/4") for m in ("supervised", "unimatch", "ael")]
+    retrieve_ck = str(RUNS / "pretrain" / "pixpro_unet" / "pretrain" / "checkpoints" / "last.ckpt")
+    out.append(
+        Job(
+            "pretrain/pixpro_unet/retrieve",
+            [
+                "retrieve",
+                "--checkpoint",
+                retrieve_ck,
+                "--data",
+                data,
+                "--out",
+                str(RUNS / "pretrain" / "pixpro_unet" / "retrieve" / "retrieval.png"),
+            ],
+            "probe",
+            ("pretrain/pixpro_unet/pretrain",),
+        )
+    )
+    out.append(
+        Job(
+            "memory",
+            [
+                "pixpro_memory.py",
+                "--device",
+                "cuda",
+                "--out",
+                str(RUNS / "memory" / "pixpro_memory.md"),
+                "--note",
+                "measured on the GPU while training jobs of benchmarks/gpu_camvid.py shared it",
+            ],
+            "memory",
+            script=True,
+        )
+    )
+    for m in PRETRAIN[1:]:
+        out += pretrain(m)
+    out += [semi(m, f) for f in ("1/16", "1/4") for m in SEMI[3:]]
+    if args.only:
+        keep = set(args.only.split(","))
+        out = [j for j in out if j.name in keep or j.name.split("/")[1] in keep]
+    return out
+
+
+def done(job: Job) -> bool:
+    rd = RUNS / job.name
+    return bool(load_json(rd / "bench.json"))
+
+
+def launch(job: Job) -> tuple[subprocess.Popen, float]:
+    rd = RUNS / job.name
+    rd.mkdir(parents=True, exist_ok=True)
+    if job.script:
+        cmd = [sys.executable, str(ROOT / "benchmarks" / job.argv[0]), *job.argv[1:]]
+    else:
+        # the retrieve command writes a picture, not a run folder: it takes its --out in argv
+        out = [] if job.argv[0] == "retrieve" else ["--out", str(rd)]
+        resume = ["--resume"] if (rd / "checkpoints" / "last.ckpt").is_file() else []
+        cmd = [*SEGSSL, *job.argv, *out, *resume]
+    log = open(rd / "job.log", "a")
+    log.write(f"$ {' '.join(cmd)}\n")
+    log.flush()
+    return subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT), time.time()
+
+
+def schedule(todo: list[Job], parallel: int, budget: float) -> dict:
+    """Run `todo` up to `parallel` at a time before `budget` seconds; returns {name: outcome}."""
+    t_start = time.time()
+    measured: dict[str, list[float]] = {}
+    running: dict[str, tuple[Job, subprocess.Popen, float]] = {}
+    outcome: dict[str, str] = {j.name: "done earlier" for j in todo if done(j)}
+    pending = [j for j in todo if j.name not in outcome]
+
+    def estimate(j: Job) -> float:
+        return max(measured.get(j.kind, [GUESS[j.kind]]))
+
+    while pending or running:
+        now = time.time()
+        for name, (j, proc, t0) in list(running.items()):
+            pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
+            if pid == 0:
+                if now - t_start > budget:
+                    proc.kill()
+                    os.wait4(proc.pid, 0)
+                    outcome[name] = f"killed at the budget after {now - t0:.0f} s"
+                    del running[name]
+                continue
+            del running[name]
+            rc = os.waitstatus_to_exitcode(status)
+            wall = now - t0
+            if rc == 0:
+                measured.setdefault(j.kind, []).append(wall)
+                info = {
+                    "wall_s": wall,
+                    "peak_rss_mb": usage.ru_maxrss / 1024,
+                    "resumed": False,
+                    "concurrent_jobs": len(running) + 1,
+                    "machine": machine(),
+                }
+                archive(info, RUNS / name)
+                outcome[name] = f"ok in {wall:.0f} s"
+            else:
+                outcome[name] = f"failed (rc {rc}) after {wall:.0f} s; see {RUNS / name / 'job.log'}"
+            print(f"[{now - t_start:5.0f} s] {name}: {outcome[name]}", flush=True)
+        failed = {n for n, o in outcome.items() if o.startswith(("failed", "killed", "skipped"))}
+        for j in list(pending):
+            if any(d in failed for d in j.after):
+                pending.remove(j)
+                outcome[j.name] = "skipped: a job it needs did not finish"
+        while len(running) < parallel:
+            ready = [j for j in pending if all(d in outcome and d not in failed for d in j.after)]
+            fits = [j for j in ready if time.time() - t_start + estimate(j) < budget]
+            if not fits:
+                break
+            j = fits[0]
+            pending.remove(j)
+            proc, t0 = launch(j)
+            running[j.name] = (j, proc, t0)
+            print(f"[{time.time() - t_start:5.0f} s] start {j.name} (est. {estimate(j):.0f} s)", flush=True)
+        waiting_on = any(any(d in running for d in j.after) for j in pending)
+        if not running and not waiting_on:
+            for j in pending:
+                outcome[j.name] = "not run: it did not fit in the budget"
+            break
+        time.sleep(1.0)
+    return outcome
+
+
+def write_tables(args) -> None:
+    from segssl.reporting.plots import label_efficiency_plot
+
+    def res(name: str) -> tuple[dict | None, dict | None, dict | None]:
+        rd = RUNS / name
+        return load_json(rd / "metrics.json"), load_json(rd / "metrics_best.json"), load_json(rd / "bench.json")
+
+    mach = next((b["machine"] for b in (res(f"semi/supervised/{slug(f)}")[2] for f in ["1/8", *FRACTIONS]) if b), None)
+    date = load_json(RESULTS_META) or {}
+    args.steps, args.pretrain_steps = date.get("steps", args.steps), date.get("pretrain_steps", args.pretrain_steps)
+    head = "| method | " + " | ".join(f"{f} final (best) | Δ sup. | min" for f in FRACTIONS) + " |"
+    rows = [head, "|---|" + "---|---|---|" * len(FRACTIONS)]
+    points = []
+    base = {f: res(f"semi/supervised/{slug(f)}")[0] for f in FRACTIONS}
+    for m in SEMI:
+        cells = []
+        for f in FRACTIONS:
+            met, best, b = res(f"semi/{m}/{slug(f)}")
+            if met and b:
+                d = f"{met['miou'] - base[f]['miou']:+.1f}" if base[f] and m != "supervised" else ""
+                cells.append(f"{met['miou']:.1f} ({fmt(best and best['miou'])}) | {d} | {b['wall_s'] / 60:.1f}")
+                points.append({"method": m, "fraction": float(Fraction(f)), "miou": met["miou"]})
+            else:
+                cells.append("— | | —")
+        rows.append(f"| {m} | " + " | ".join(cells) + " |")
+    ceil, ceil_best, ceil_b = res("semi/supervised/all")
+    if ceil and ceil_b:
+        points.append({"method": "supervised", "fraction": 1.0, "miou": ceil["miou"]})
+        ceiling = (
+            f"All 367 labels, supervised (the ceiling at this budget): **{ceil['miou']:.1f}** "
+            f"({fmt(ceil_best and ceil_best['miou'])}), {ceil_b['wall_s'] / 60:.1f} min."
+        )
+    else:
+        ceiling = "All 367 labels, supervised (the ceiling at this budget): not run yet."
+    plot = ROOT / "benchmarks" / "label_efficiency_camvid_gpu.png"
+    if points:
+        label_efficiency_plot(points, plot, title=f"CamVid test mIoU vs labeled fraction (GPU, {args.steps} steps)")
+    common_text = (
+        f"Command: `python benchmarks/gpu_camvid.py --budget {date.get('budget', args.budget):g} --parallel "
+        f"{date.get('parallel', args.parallel)}` (jobs sharing one GPU; finished jobs are skipped on a rerun)  \n"
+        f"Machine: {mach or 'not run yet'}  \nDate: {date.get('date', 'not run yet')}\n"
+    )
+    body = (
+        f"## Semi-supervised label-efficiency table, CamVid, GPU budget: {args.steps} steps from random init "
+        "(test split, final checkpoint)\n\n"
+        + common_text
+        + f"\nShared budget for every row: {args.steps} steps, batch 8 labeled (+ 8 unlabeled for semi methods), "
+        "160x224 crops at scale 0.5-2.0 of 240x180, AdamW 2e-3 poly (100 warm-up steps), sqrt median-frequency "
+        "class weights, bf16 autocast + channels_last, UNet / ResNet-18 (decoder 128-64-32-32-32) from random "
+        "init; unlabeled = the rest of train + val images; split files from seed 0 (the CPU tables' files); each "
+        "method's own hyper-parameters from `configs/semi/<method>.yaml`. Cells: final-checkpoint test mIoU "
+        "(best-on-val in brackets), Δ = final minus the supervised row at the same fraction, wall-clock minutes "
+        "with up to "
+        f"{date.get('parallel', args.parallel)} jobs sharing the GPU and its 16 CPU cores (an upper bound). "
+        "— = not run in the GPU time this task had.\n\n"
+        + "\n".join(rows)
+        + "\n\n"
+        + ceiling
+        + "\n"
+        + (f"\n![label efficiency, GPU](benchmarks/{plot.name})\n" if points else "")
+    )
+    write_section("semi-camvid-gpu", body)
+    sup = base["1/8"]
+    prow = [
+        "| init | pretrain min | pretrain images/s | peak RSS MiB | linear probe mIoU | kNN mIoU | "
+        "fine-tuned 1/8 mIoU (final) | Δ supervised 1/8 |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for m in ["random", *PRETRAIN]:
+        pre = res(f"pretrain/{m}/pretrain")[2]
+        lin, knn = res(f"pretrain/{m}/linear")[0], res(f"pretrain/{m}/knn")[0]
+        ft = sup if m == "random" else res(f"pretrain/{m}/finetune_1-8")[0]
+        if not (pre or lin or knn or ft):
+            prow.append(f"| {m} | not run yet | | | | | | |")
+            continue
+        ips = pre and args.pretrain_steps * 16 / pre["wall_s"]
+        delta = "" if m == "random" or not (ft and sup) else f"{ft['miou'] - sup['miou']:+.1f}"
+        prow.append(
+            f"| {m} | {fmt(pre and pre['wall_s'] / 60)} | {fmt(ips)} | {fmt(pre and pre['peak_rss_mb'], 0)} | "
+            f"{fmt(lin and lin['miou'])} | {fmt(knn and knn['miou'])} | {fmt(ft and ft['miou'])}"
+            f"{' (supervised 1/8 row)' if m == 'random' else ''} | {delta} |"
+        )
+    pic = RESULTS / "pretrain" / "pixpro_unet" / "retrieve" / "retrieval.png"
+    body = (
+        f"## Dense self-supervised pretraining, CamVid, GPU budget: {args.pretrain_steps} pretraining steps "
+        "(test split)\n\n"
+        + common_text
+        + f"\nPretraining: {args.pretrain_steps} steps of batch 16 two-view 128x160 crops on the 468 CamVid "
+        "train+val images (labels never read), bf16 autocast, each method's config in `configs/pretrain/`. Probes "
+        "as in the CPU table (frozen full-resolution features, all 367 train masks; linear = class-balanced "
+        "L-BFGS logistic regression, kNN = k 20, T 0.07). Fine-tuning: the supervised 1/8 row of the GPU "
+        "label-efficiency table above (same steps, crops, split file), started from the pretrained encoder + "
+        "decoder. images/s = pretraining images (two views each) per wall-clock second with other jobs sharing "
+        "the GPU; peak RSS is host memory. — = not run in the GPU time this task had.\n\n"
+        + "\n".join(prow)
+        + "\n"
+        + (f"\n![PixPro pixel retrieval, GPU]({pic.relative_to(ROOT)})\n" if pic.is_file() else "")
+    )
+    write_section("pretrain-camvid-gpu", body)
+
+
+RESULTS = ROOT / "benchmarks" / "results" / NAME
+RESULTS_META = RESULTS / "run.json"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--data", default=str((ROOT / ".." / "shared" / "data" / "camvid").resolve()))
+    ap.add_argument("--budget", type=float, default=480, help="seconds: no job starts that would not end by then")
+    ap.add_argument("--parallel", type=int, default=6, help="jobs sharing the GPU at once")
+    ap.add_argument("--steps", type=int, default=3000, help="steps of every train row")
+    ap.add_argument("--pretrain-steps", type=int, default=1500)
+    ap.add_argument("--only", help="comma list of job names or methods to run (default: all, by priority)")
+    ap.add_argument("--set", action="append", default=[], help="extra override of every train/pretrain job")
+    ap.add_argument("--probe-set", action="append", default=[], help="extra override of every probe job")
+    ap.add_argument("--name", default=NAME, help="run/result folder name (another name for a trial run)")
+    ap.add_argument("--table-only", action="store_true")
+    args = ap.parse_args()
+    global RUNS, RESULTS, RESULTS_META
+    RUNS = ROOT / "benchmarks" / "runs" / args.name
+    RESULTS = ROOT / "benchmarks" / "results" / args.name
+    RESULTS_META = RESULTS / "run.json"
+    if not args.table_only:
+        import datetime as dt
+
+        save_json(
+            {
+                "date": dt.date.today().isoformat(),
+                "budget": args.budget,
+                "parallel": args.parallel,
+                "steps": args.steps,
+                "pretrain_steps": args.pretrain_steps,
+            },
+            RESULTS_META,
+        )
+        outcome = schedule(jobs(args), args.parallel, args.budget)
+        save_json(outcome, RESULTS / "outcome.json")
+        for k in ("memory/pixpro_memory.md", "pretrain/pixpro_unet/retrieve/retrieval.png"):
+            src = RUNS / k
+            if src.is_file():
+                (RESULTS / k).parent.mkdir(parents=True, exist_ok=True)
+                (RESULTS / k).write_bytes(src.read_bytes())
+        print(json.dumps(outcome, indent=1))
+    write_tables(args)
+
+
+if __name__ == "__main__":
+    main()

@@ -208,7 +208,7 @@ def fit_probe(backbone, source, feats, labels, pc: dict, d: dict, device, progre
     from segssl.training.class_weights import class_weights
 
     info = source.info
-    counts = torch.bincount(labels, minlength=info.num_classes)[: info.num_classes].numpy()
+    counts = torch.bincount(labels, minlength=info.num_classes)[: info.num_classes].cpu().numpy()
     kinds = pc["class_weights"] if isinstance(pc["class_weights"], list) else [pc["class_weights"]]
     l2s = pc["l2"] if isinstance(pc["l2"], list) else [pc["l2"]]
     cands = []

@@ -112,7 +112,7 @@ def fit_linear_probe(
         return loss
 
     opt.step(closure)
-    head = nn.Conv2d(x.shape[1], num_classes, kernel_size=1)
+    head = nn.Conv2d(x.shape[1], num_classes, kernel_size=1).to(x.device)
     with torch.no_grad():
         w_raw = weight / std  # W z = (W / std) f - (W / std) mean
         head.weight.copy_(w_raw[:, :, None, None])

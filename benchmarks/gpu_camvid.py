@@ -206,7 +206,7 @@ def jobs(args) -> list[Job]:
     out += [semi(m, f) for f in ("1/16", "1/4") for m in SEMI[3:]]
     if args.only:
         keep = set(args.only.split(","))
-        out = [j for j in out if j.name in keep or j.name.split("/")[1] in keep]
+        out = [j for j in out if j.name in keep or any(p in keep for p in j.name.split("/")[1:2])]
     return out
 
 
@@ -365,6 +365,13 @@ def write_tables(args) -> None:
     for m in ["random", *PRETRAIN]:
         pre = res(f"pretrain/{m}/pretrain")[2]
         lin, knn = res(f"pretrain/{m}/linear")[0], res(f"pretrain/{m}/knn")[0]
+        lin_mark = ""
+        if lin is None:  # a later GPU call (--name NAME_rN) may have measured the cell this run missed
+            for sup_dir in sorted(RESULTS.parent.glob(f"{RESULTS.name}_r*")):
+                lin = load_json(sup_dir / "pretrain" / m / "linear" / "metrics.json")
+                if lin:
+                    lin_mark = f" † ({sup_dir.name})"
+                    break
         ft = sup if m == "random" else res(f"pretrain/{m}/finetune_1-8")[0]
         if not (pre or lin or knn or ft):
             prow.append(f"| {m} | not run yet | | | | | | |")
@@ -373,7 +380,7 @@ def write_tables(args) -> None:
         delta = "" if m == "random" or not (ft and sup) else f"{ft['miou'] - sup['miou']:+.1f}"
         prow.append(
             f"| {m} | {fmt(pre and pre['wall_s'] / 60)} | {fmt(ips)} | {fmt(pre and pre['peak_rss_mb'], 0)} | "
-            f"{fmt(lin and lin['miou'])} | {fmt(knn and knn['miou'])} | {fmt(ft and ft['miou'])}"
+            f"{fmt(lin and lin['miou'])}{lin_mark} | {fmt(knn and knn['miou'])} | {fmt(ft and ft['miou'])}"
             f"{' (supervised 1/8 row)' if m == 'random' else ''} | {delta} |"
         )
     pic = RESULTS / "pretrain" / "pixpro_unet" / "retrieve" / "retrieval.png"
@@ -387,7 +394,9 @@ def write_tables(args) -> None:
         "L-BFGS logistic regression, kNN = k 20, T 0.07). Fine-tuning: the supervised 1/8 row of the GPU "
         "label-efficiency table above (same steps, crops, split file), started from the pretrained encoder + "
         "decoder. images/s = pretraining images (two views each) per wall-clock second with other jobs sharing "
-        "the GPU; peak RSS is host memory. — = not run in the GPU time this task had.\n\n"
+        "the GPU; peak RSS is host memory. — = not run in the GPU time this task had. † = measured in a later "
+        "GPU call of the same protocol (`--name NAME_rN`, same configs and seed; a pretrained row's probe there "
+        "used that call's own pretraining, since checkpoints do not outlive a GPU call).\n\n"
         + "\n".join(prow)
         + "\n"
         + (f"\n![PixPro pixel retrieval, GPU]({pic.relative_to(ROOT)})\n" if pic.is_file() else "")
@@ -409,10 +418,12 @@ def main() -> None:
     ap.add_argument("--only", help="comma list of job names or methods to run (default: all, by priority)")
     ap.add_argument("--set", action="append", default=[], help="extra override of every train/pretrain job")
     ap.add_argument("--probe-set", action="append", default=[], help="extra override of every probe job")
+    ap.add_argument("--guess", action="append", default=[], help="KIND=SECONDS: first duration guess of a job kind")
     ap.add_argument("--name", default=NAME, help="run/result folder name (another name for a trial run)")
     ap.add_argument("--table-only", action="store_true")
     args = ap.parse_args()
     global RUNS, RESULTS, RESULTS_META
+    GUESS.update({k: float(v) for k, v in (g.split("=", 1) for g in args.guess)})
     RUNS = ROOT / "benchmarks" / "runs" / args.name
     RESULTS = ROOT / "benchmarks" / "results" / args.name
     RESULTS_META = RESULTS / "run.json"

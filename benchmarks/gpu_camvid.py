@@ -27,7 +27,7 @@ import os
 import subprocess
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 
@@ -94,7 +94,6 @@ class Job:
     kind: str  # jobs of one kind share a duration estimate
     after: tuple[str, ...] = ()
     script: bool = False  # argv is `python benchmarks/<argv>` (not a segssl command)
-    extra: dict = field(default_factory=dict)
 
 
 def jobs(args) -> list[Job]:
@@ -210,9 +209,25 @@ def jobs(args) -> list[Job]:
     return out
 
 
+def find(name: str) -> tuple[Path, str]:
+    """Where job `name`'s results are: this run's folder, else a later GPU call's (`--name NAME_rN`, same
+    protocol), which fills what an earlier call missed; the second item marks such a cell in the tables."""
+    for d in [RESULTS, *sorted(RESULTS.parent.glob(f"{RESULTS.name}_r*"))]:
+        if d == RESULTS and load_json(RUNS / name / "bench.json"):
+            return RUNS / name, ""
+        if load_json(d / name / "bench.json"):
+            return d / name, "" if d == RESULTS else f" † ({d.name})"
+    return RUNS / name, ""
+
+
 def done(job: Job) -> bool:
-    rd = RUNS / job.name
-    return bool(load_json(rd / "bench.json"))
+    return bool(load_json(find(job.name)[0] / "bench.json"))
+
+
+def needs_rerun(job: Job, todo: list[Job]) -> bool:
+    """A finished pretraining whose checkpoint a pending job still needs (a GPU machine starts bare)."""
+    ckpt = RUNS / job.name / "checkpoints" / "last.ckpt"
+    return job.kind == "pretrain" and not ckpt.is_file() and any(job.name in j.after and not done(j) for j in todo)
 
 
 def launch(job: Job) -> tuple[subprocess.Popen, float]:
@@ -236,7 +251,7 @@ def schedule(todo: list[Job], parallel: int, budget: float) -> dict:
     t_start = time.time()
     measured: dict[str, list[float]] = {}
     running: dict[str, tuple[Job, subprocess.Popen, float]] = {}
-    outcome: dict[str, str] = {j.name: "done earlier" for j in todo if done(j)}
+    outcome: dict[str, str] = {j.name: "done earlier" for j in todo if done(j) and not needs_rerun(j, todo)}
     pending = [j for j in todo if j.name not in outcome]
 
     def estimate(j: Job) -> float:
@@ -298,8 +313,11 @@ def write_tables(args) -> None:
     from segssl.reporting.plots import label_efficiency_plot
 
     def res(name: str) -> tuple[dict | None, dict | None, dict | None]:
-        rd = RUNS / name
+        rd = find(name)[0]
         return load_json(rd / "metrics.json"), load_json(rd / "metrics_best.json"), load_json(rd / "bench.json")
+
+    def mark(name: str) -> str:
+        return find(name)[1]
 
     mach = next((b["machine"] for b in (res(f"semi/supervised/{slug(f)}")[2] for f in ["1/8", *FRACTIONS]) if b), None)
     date = load_json(RESULTS_META) or {}
@@ -314,7 +332,10 @@ def write_tables(args) -> None:
             met, best, b = res(f"semi/{m}/{slug(f)}")
             if met and b:
                 d = f"{met['miou'] - base[f]['miou']:+.1f}" if base[f] and m != "supervised" else ""
-                cells.append(f"{met['miou']:.1f} ({fmt(best and best['miou'])}) | {d} | {b['wall_s'] / 60:.1f}")
+                cells.append(
+                    f"{met['miou']:.1f} ({fmt(best and best['miou'])}){mark(f'semi/{m}/{slug(f)}')} | {d} | "
+                    f"{b['wall_s'] / 60:.1f}"
+                )
                 points.append({"method": m, "fraction": float(Fraction(f)), "miou": met["miou"]})
             else:
                 cells.append("— | | —")
@@ -365,13 +386,6 @@ def write_tables(args) -> None:
     for m in ["random", *PRETRAIN]:
         pre = res(f"pretrain/{m}/pretrain")[2]
         lin, knn = res(f"pretrain/{m}/linear")[0], res(f"pretrain/{m}/knn")[0]
-        lin_mark = ""
-        if lin is None:  # a later GPU call (--name NAME_rN) may have measured the cell this run missed
-            for sup_dir in sorted(RESULTS.parent.glob(f"{RESULTS.name}_r*")):
-                lin = load_json(sup_dir / "pretrain" / m / "linear" / "metrics.json")
-                if lin:
-                    lin_mark = f" † ({sup_dir.name})"
-                    break
         ft = sup if m == "random" else res(f"pretrain/{m}/finetune_1-8")[0]
         if not (pre or lin or knn or ft):
             prow.append(f"| {m} | not run yet | | | | | | |")
@@ -380,7 +394,8 @@ def write_tables(args) -> None:
         delta = "" if m == "random" or not (ft and sup) else f"{ft['miou'] - sup['miou']:+.1f}"
         prow.append(
             f"| {m} | {fmt(pre and pre['wall_s'] / 60)} | {fmt(ips)} | {fmt(pre and pre['peak_rss_mb'], 0)} | "
-            f"{fmt(lin and lin['miou'])}{lin_mark} | {fmt(knn and knn['miou'])} | {fmt(ft and ft['miou'])}"
+            f"{fmt(lin and lin['miou'])}{mark(f'pretrain/{m}/linear')} | {fmt(knn and knn['miou'])}"
+            f"{mark(f'pretrain/{m}/knn')} | {fmt(ft and ft['miou'])}"
             f"{' (supervised 1/8 row)' if m == 'random' else ''} | {delta} |"
         )
     pic = RESULTS / "pretrain" / "pixpro_unet" / "retrieve" / "retrieval.png"

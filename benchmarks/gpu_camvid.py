@@ -34,10 +34,15 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import ROOT, SEGSSL, fmt, load_json, machine, save_json, write_section  # noqa: E402
 from common import finish as archive  # noqa: E402
+from semi_camvid import METHODS  # noqa: E402
 
 NAME = "gpu_camvid"
 RUNS = ROOT / "benchmarks" / "runs" / NAME
+# every method of the CPU table, the ones run first (the acceptance rows) first
 SEMI = ["supervised", "unimatch", "ael", "fixmatch", "cps", "mean_teacher", "cutmix", "classmix", "cct"]
+SEMI += [m for m in METHODS if m not in SEMI]
+# training-seed replicates at 1/8 (same split file, seed 1): how far one seed's margin can be trusted
+REPLICATES = ["supervised", "unimatch"]
 FRACTIONS = ["1/16", "1/8", "1/4"]
 PRETRAIN = ["pixpro_unet", "densecl", "pass_align"]
 DECODER = "model.decoder_channels=[128,64,32,32,32]"
@@ -102,11 +107,16 @@ def jobs(args) -> list[Job]:
     tr = train_sets(s) + args.set
     out: list[Job] = []
 
-    def semi(m: str, frac: str) -> Job:
+    def semi(m: str, frac: str, seed: int = 0) -> Job:
         labeled = [] if frac == "all" else ["--labeled", frac]
+        name = f"semi/{m}/{slug(frac)}"
+        if seed:  # the seed-0 split file, so that only the training seed differs
+            labeled = ["--labeled", str(RESULTS / "semi" / "supervised" / slug(frac) / "splits" / "labeled.txt")]
+            name += f"-seed{seed}"
         kind = "supervised" if m == "supervised" else "semi"
         cfg = f"configs/semi/{m}.yaml"
-        return Job(f"semi/{m}/{slug(frac)}", ["train", "--config", cfg, "--data", data, *labeled, *sets(tr)], kind)
+        argv = ["train", "--config", cfg, "--data", data, *labeled, *sets([*tr, f"seed={seed}"])]
+        return Job(name, argv, kind, ("semi/supervised/1-8",) if seed else ())
 
     def pretrain(m: str) -> list[Job]:
         ck = str(RUNS / "pretrain" / m / "pretrain" / "checkpoints" / "last.ckpt")
@@ -165,7 +175,9 @@ def jobs(args) -> list[Job]:
     out += [semi("supervised", "1/8"), semi("unimatch", "1/8"), semi("ael", "1/8"), semi("supervised", "all")]
     out += pretrain("pixpro_unet")
     out += [probe("random", p, "random") for p in ("linear", "knn")]
-    out += [semi(m, "1/8") for m in SEMI[3:]]
+    out += [semi(m, "1/8") for m in SEMI[3:9]]
+    out += [semi(m, "1/8", seed=1) for m in REPLICATES]
+    out += [semi(m, "1/8") for m in SEMI[9:]]
     out += [semi(m, f) for f in ("1/16", "1/4") for m in ("supervised", "unimatch", "ael")]
     retrieve_ck = str(RUNS / "pretrain" / "pixpro_unet" / "pretrain" / "checkpoints" / "last.ckpt")
     out.append(
@@ -349,6 +361,19 @@ def write_tables(args) -> None:
         )
     else:
         ceiling = "All 367 labels, supervised (the ceiling at this budget): not run yet."
+    reps = []
+    for m in REPLICATES:
+        one, zero = res(f"semi/{m}/1-8-seed1")[0], res(f"semi/{m}/1-8")[0]
+        if one:
+            points.append({"method": m, "fraction": 0.125, "miou": one["miou"]})
+        reps.append(
+            f"{m} {fmt(one and one['miou'])}{mark(f'semi/{m}/1-8-seed1')} (seed 0: {fmt(zero and zero['miou'])})"
+        )
+    ceiling += (
+        "\n\nTraining-seed replicates at 1/8 (the same split file, `seed=1`; — = not run yet): "
+        + ", ".join(reps)
+        + ". The plot draws the mean of the seeds with a min-max bar."
+    )
     plot = ROOT / "benchmarks" / "label_efficiency_camvid_gpu.png"
     if points:
         label_efficiency_plot(points, plot, title=f"CamVid test mIoU vs labeled fraction (GPU, {args.steps} steps)")

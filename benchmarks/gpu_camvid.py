@@ -175,8 +175,8 @@ def jobs(args) -> list[Job]:
     out += [semi("supervised", "1/8"), semi("unimatch", "1/8"), semi("ael", "1/8"), semi("supervised", "all")]
     out += pretrain("pixpro_unet")
     out += [probe("random", p, "random") for p in ("linear", "knn")]
-    out += [semi(m, "1/8") for m in SEMI[3:9]]
     out += [semi(m, "1/8", seed=1) for m in REPLICATES]
+    out += [semi(m, "1/8") for m in SEMI[3:9]]
     out += [semi(m, "1/8") for m in SEMI[9:]]
     out += [semi(m, f) for f in ("1/16", "1/4") for m in ("supervised", "unimatch", "ael")]
     retrieve_ck = str(RUNS / "pretrain" / "pixpro_unet" / "pretrain" / "checkpoints" / "last.ckpt")

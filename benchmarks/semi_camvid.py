@@ -56,6 +56,8 @@ VARIANTS = {
     # both remedies together: class-weighted pseudo-label CE (helped both rows) and a CutMix-only strong view
     # (kept FixMatch's sidewalk)
     "unimatch_cw_nophoto": ("unimatch", ["method_args.unlabeled_class_weights=true", *NO_PHOTO]),
+    # AEL's pseudo-label terms ramped up over the first quarter (from random init its road drifts to sign)
+    "ael_rampup": ("ael", ["method_args.rampup=0.25"]),
 }
 FRACTIONS = ["1/16", "1/8", "1/4"]
 DEFAULT_STEPS = 300

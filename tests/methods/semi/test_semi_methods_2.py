@@ -129,6 +129,20 @@ def test_ael_bank_tracks_labeled_confidence_and_teacher_is_exported():
     assert torch.allclose(m.bank, want, atol=1e-5)
 
 
+def test_ael_unsupervised_weight_ramps_up():
+    b = batch()
+    plain = make("ael", copy_paste=False, cutmix=False, sampling=False).eval()
+    out = plain.training_step(b, 2)
+    unsup = float(out.logs["loss_unsup"]) + float(out.logs["loss_cons_labeled"])
+    assert float(out.loss) == pytest.approx(float(out.logs["loss_sup"]) + unsup, rel=1e-5)
+    ramped = make("ael", copy_paste=False, cutmix=False, sampling=False, rampup=0.5).eval()
+    ramped.load_state_dict(plain.state_dict())
+    r = ramped.training_step(b, 2)  # t = 2 / (0.5 x 10 steps) = 0.4: weight exp(-5 x 0.6^2)
+    assert float(r.loss) == pytest.approx(float(r.logs["loss_sup"]) + math.exp(-5 * 0.36) * unsup, rel=1e-5)
+    with pytest.raises(SegsslError, match="rampup"):
+        make("ael", rampup=1.5)
+
+
 def test_ael_adaptive_cutmix_favours_under_performing_classes():
     torch.manual_seed(0)
     m = make("ael")

@@ -26,7 +26,9 @@ bank starts from each class's first observation (the reference starts from rando
 pulls absent classes towards 0); equalization sampling draws by the pseudo-label (the reference
 uses the student's argmax). The supervised loss is the run's `train.loss` (the reference: OHEM CE).
 `copy_paste_target: unlabeled` instead pastes labeled pixels onto the mixed unlabeled crops,
-with their true labels as targets (confidence 1).
+with their true labels as targets (confidence 1). `rampup` > 0 ramps the unsupervised weight up (Laine &
+Aila's exp(-5(1-t)^2), as CPS here): from random init the teacher's argmax is a biased guess, and with no
+threshold and weights normalised by their sum, the pseudo-label terms count in full from step 0.
 """
 
 from __future__ import annotations
@@ -70,12 +72,13 @@ class AEL(TeacherStudent):
         "copy_paste_classes": 3,  # class draws per step (reference: 3)
         "copy_paste_power": 0.5,  # class sampling softmax((1 - Conf)^power) for Copy-Paste (reference: 0.5)
         "copy_paste_prob": 0.5,  # probability that a crop receives a paste (reference: 0.5)
+        "rampup": 0.0,  # share of max_steps over which unsup_weight ramps up exp(-5(1-t)^2) (reference: 0)
     }
 
     def __init__(self, cfg: dict, info):
         super().__init__(cfg, info)
         a = self.a
-        for k in ("threshold", "bank_momentum", "cutmix_area", "copy_paste_prob"):
+        for k in ("threshold", "bank_momentum", "cutmix_area", "copy_paste_prob", "rampup"):
             check_range(k, a[k], 0.0, 1.0)
         if a["copy_paste_target"] not in ("labeled", "unlabeled"):
             raise SegsslError(f"method_args.copy_paste_target={a['copy_paste_target']}: must be labeled or unlabeled")
@@ -203,5 +206,5 @@ class AEL(TeacherStudent):
             loss_cl = self._consistency(logits_l, pl, cl)
             loss_u = loss_u + loss_cl
             logs["loss_cons_labeled"] = loss_cl.detach()
-        loss = loss_sup + float(self.a["unsup_weight"]) * loss_u
+        loss = loss_sup + float(self.a["unsup_weight"]) * self.ramp(step) * loss_u
         return StepOutput(loss, logs)

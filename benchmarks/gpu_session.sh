@@ -18,6 +18,7 @@ torch.cuda.get_device_name(0) if torch.cuda.is_available() else 'no cuda')" 2>&1
 ${PYTHON:-python3} benchmarks/gpu_camvid.py --data "${DATA:-.camvid}" "$@" 2>&1 | tee "$OUT/gpu_camvid.log"
 name=gpu_camvid
 for a in "$@"; do [[ ${prev:-} == --name ]] && name=$a; prev=$a; done
-tar czf "$OUT/results.tgz" BENCHMARKS.md benchmarks/label_efficiency_camvid_gpu.png "benchmarks/results/$name" \
-  $(find "benchmarks/runs/$name" \( -name job.log -o -name metrics.csv -o -name config.yaml \) 2>/dev/null)
+# what exists of: the tables, the plot, the archived results, and each job's log, curves and config
+tar czf "$OUT/results.tgz" $(ls -d BENCHMARKS.md benchmarks/label_efficiency_camvid_gpu.png "benchmarks/results/$name" \
+  2>/dev/null) $(find "benchmarks/runs/$name" \( -name job.log -o -name metrics.csv -o -name config.yaml \) 2>/dev/null)
 ls -la "$OUT"

@@ -34,10 +34,13 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import ROOT, SEGSSL, fmt, load_json, machine, save_json, write_section  # noqa: E402
 from common import finish as archive  # noqa: E402
+from pretrain_camvid import probe_command  # noqa: E402
 from semi_camvid import METHODS, VARIANTS  # noqa: E402
 
 NAME = "gpu_camvid"
 RUNS = ROOT / "benchmarks" / "runs" / NAME
+RESULTS = ROOT / "benchmarks" / "results" / NAME  # what `common.finish` archives of RUNS (committed)
+RESULTS_META = RESULTS / "run.json"
 # every method of the CPU table, the ones run first (the acceptance rows) first
 SEMI = ["supervised", "unimatch", "ael", "fixmatch", "cps", "mean_teacher", "cutmix", "classmix", "cct"]
 SEMI += [m for m in METHODS if m not in SEMI]
@@ -157,23 +160,8 @@ def jobs(args) -> list[Job]:
         ]
 
     def probe(m: str, proto: str, ck: str, after: tuple[str, ...] = ()) -> Job:
-        return Job(
-            f"pretrain/{m}/{proto}",
-            [
-                "probe",
-                "--config",
-                f"configs/probe/{proto}.yaml",
-                "--protocol",
-                proto,
-                "--checkpoint",
-                ck,
-                "--data",
-                data,
-                *sets(["train.progress=false", DECODER, *args.probe_set]),
-            ],
-            "probe",
-            after,
-        )
+        overrides = ["train.progress=false", DECODER, *args.probe_set]
+        return Job(f"pretrain/{m}/{proto}", probe_command(proto, ck, data, overrides), "probe", after)
 
     out += [semi("supervised", "1/8"), semi("unimatch", "1/8"), semi("ael", "1/8"), semi("supervised", "all")]
     out += pretrain("pixpro_unet")
@@ -227,11 +215,11 @@ def jobs(args) -> list[Job]:
 def find(name: str) -> tuple[Path, str]:
     """Where job `name`'s results are: this run's folder, else a later GPU call's (`--name NAME_rN`, same
     protocol), which fills what an earlier call missed; the second item marks such a cell in the tables."""
-    for d in [RESULTS, *sorted(RESULTS.parent.glob(f"{RESULTS.name}_r*"))]:
-        if d == RESULTS and load_json(RUNS / name / "bench.json"):
-            return RUNS / name, ""
-        if load_json(d / name / "bench.json"):
-            return d / name, "" if d == RESULTS else f" † ({d.name})"
+    if load_json(RUNS / name / "bench.json"):  # the run folder, or its archive under RESULTS
+        return RUNS / name, ""
+    for d in sorted(RESULTS.parent.glob(f"{RESULTS.name}_r*")):
+        if (d / name / "bench.json").is_file():
+            return d / name, f" † ({d.name})"
     return RUNS / name, ""
 
 
@@ -255,10 +243,10 @@ def launch(job: Job) -> tuple[subprocess.Popen, float]:
         out = [] if job.argv[0] == "retrieve" else ["--out", str(rd)]
         resume = ["--resume"] if (rd / "checkpoints" / "last.ckpt").is_file() else []
         cmd = [*SEGSSL, *job.argv, *out, *resume]
-    log = open(rd / "job.log", "a")
-    log.write(f"$ {' '.join(cmd)}\n")
-    log.flush()
-    return subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT), time.time()
+    with open(rd / "job.log", "a") as log:  # the child keeps its own handle
+        log.write(f"$ {' '.join(cmd)}\n")
+        log.flush()
+        return subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT), time.time()
 
 
 def schedule(todo: list[Job], parallel: int, budget: float) -> dict:
@@ -447,10 +435,6 @@ def write_tables(args) -> None:
         + (f"\n![PixPro pixel retrieval, GPU]({pic.relative_to(ROOT)})\n" if pic.is_file() else "")
     )
     write_section("pretrain-camvid-gpu", body)
-
-
-RESULTS = ROOT / "benchmarks" / "results" / NAME
-RESULTS_META = RESULTS / "run.json"
 
 
 def main() -> None:

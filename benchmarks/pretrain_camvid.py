@@ -37,6 +37,22 @@ def sets(items: list[str]) -> list[str]:
     return [a for s in items for a in ("--set", s)]
 
 
+def probe_command(proto: str, ckpt: str, data: str, overrides: list[str]) -> list[str]:
+    """`segssl probe` arguments of one protocol (linear | knn) on a checkpoint (or 'random')."""
+    return [
+        "probe",
+        "--config",
+        f"configs/probe/{proto}.yaml",
+        "--protocol",
+        proto,
+        "--checkpoint",
+        ckpt,
+        "--data",
+        data,
+        *sets(overrides),
+    ]
+
+
 def stage(rd: Path, args: list[str], log: Path, need_checkpoint: bool = False) -> dict | None:
     """Run one stage unless finished; returns its bench info. A finished pretraining whose checkpoint
     a later stage still needs (but a fresh checkout lacks) is run again from scratch."""
@@ -96,18 +112,7 @@ def main() -> None:
             for proto in [p for p in ("linear", "knn") if p in stages]:
                 stage(
                     base / proto,
-                    [
-                        "probe",
-                        "--config",
-                        f"configs/probe/{proto}.yaml",
-                        "--protocol",
-                        proto,
-                        "--checkpoint",
-                        ckpt,
-                        "--data",
-                        args.data,
-                        *sets(PROBE_SET),
-                    ],
+                    probe_command(proto, ckpt, args.data, PROBE_SET),
                     log,
                 )
             for part in parts if m != "random" and not args.no_finetune and "finetune" in stages else []:

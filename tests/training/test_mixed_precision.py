@@ -19,7 +19,7 @@ from segssl.models.checkpoint import read_checkpoint
 
 ROOT = Path(__file__).resolve().parents[2]
 # one method per loss family: weak-to-strong + feature perturbation, adaptive sampling/mixing, auxiliary
-# decoders, flaw detector, pixel contrast, dense SSL (sampled pairs + PPM, grid_sample alignment)
+# decoders, flaw detector, dense SSL (sampled pairs + PPM, grid_sample alignment)
 CASES = [
     ("train", "semi/unimatch"),
     ("train", "semi/ael"),

@@ -7,8 +7,11 @@ With `--warmstart W`, every row (the supervised one included) starts from ONE sh
 checkpoint per fraction, trained W steps on that fraction's labeled images (the teacher semi-supervised
 methods need: the papers start from ImageNet weights, which segssl never downloads); each row then
 trains its own `--steps` more, so every row has the same W + steps budget.
+With `--seed N` (N > 0) the cells are training-seed replicates: the seed-0 split file, `seed=N`, run
+folder `<fraction>-seedN`; the table lists them under the main rows and the plot draws their mean with a
+min-max bar, so a margin of one seed can be checked against a second.
 Usage: python benchmarks/semi_camvid.py [--methods supervised,unimatch,...] [--fractions 1/8] [--steps N]
-       [--warmstart W]
+       [--warmstart W] [--seed N]
 Writes benchmarks/runs/semi_camvid[_STEPS][_wsW]/<method>/<fraction>/, the matching `semi-camvid...`
 table in BENCHMARKS.md and benchmarks/label_efficiency_camvid[...].png.
 """
@@ -21,7 +24,17 @@ from fractions import Fraction
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import ROOT, budget_suffix, finish, fmt, header, load_json, run_segssl, write_section  # noqa: E402
+from common import (  # noqa: E402
+    ROOT,
+    archived,
+    budget_suffix,
+    finish,
+    fmt,
+    header,
+    load_json,
+    run_segssl,
+    write_section,
+)
 
 METHODS = [
     "supervised",
@@ -43,6 +56,7 @@ METHODS = [
 # with a warm start: the same continuation on ALL train labels from the fraction's warm start, i.e. a
 # method whose pseudo-labels were the true labels: the most that unlabeled data can add at this budget
 ORACLE = "oracle_all_labels"
+MAX_SEED = 4  # training-seed replicates the table looks for (`--seed 1..MAX_SEED`)
 NO_PHOTO = [f"method_args.strong_{k}_p=0" for k in ("jitter", "gray", "blur")]
 # rows that are a method with one option changed: name -> (config, --set overrides); shown once run
 VARIANTS = {
@@ -93,6 +107,23 @@ def slug(frac: str) -> str:
     return frac.replace("/", "-")
 
 
+def cell(frac: str, seed: int) -> str:
+    """Run folder name of one cell: the fraction, plus `-seedN` for a training-seed replicate."""
+    return slug(frac) + (f"-seed{seed}" if seed else "")
+
+
+def split_file(out: Path, frac: str, seed: int) -> str:
+    """`--labeled` of a cell: the fraction itself (seed-0 split), or for a replicate the seed-0 supervised
+    run's split file, so that a replicate differs from its seed-0 cell only in the training seed."""
+    if not seed:
+        return frac
+    labeled = out / "supervised" / slug(frac) / "splits" / "labeled.txt"
+    for p in (labeled, archived(labeled)):
+        if p.is_file():
+            return str(p)
+    raise SystemExit(f"--seed {seed}: {labeled} not found; run the seed-0 supervised cell of {frac} first")
+
+
 def variant(args, sep: str) -> str:
     """Name suffix of a non-default budget / warm-start, so runs, sections and plots never mix."""
     ws = "" if args.warmstart == "0" else f"{sep}ws{args.warmstart if args.warmstart.isdigit() else 'sup'}"
@@ -136,6 +167,12 @@ def main() -> None:
         help="extra name of a table whose rows must not mix with an earlier one of the same budget (e.g. a "
         "re-trained warm start on a fresh checkout: seeded, but not bit-identical across thread counts)",
     )
+    ap.add_argument(
+        "--seed",
+        type=int,
+        default=0,
+        help="training seed of a replicate (the seed-0 split files are kept, so only the training seed differs)",
+    )
     ap.add_argument("--out", help="run folder (default benchmarks/runs/semi_camvid[_STEPS])")
     ap.add_argument("--table-only", action="store_true")
     args = ap.parse_args()
@@ -148,13 +185,14 @@ def main() -> None:
                     continue  # the all-labels ceiling is the supervised row
                 if m == ORACLE and args.warmstart == "0":
                     raise SystemExit(f"--methods {ORACLE}: needs --warmstart (it continues a fraction's warm start)")
-                rd = out / m / slug(frac)
+                rd = out / m / cell(frac, args.seed)
                 if load_json(rd / "bench.json"):
                     continue
-                labeled = [] if frac == "all" else ["--labeled", frac]
+                labeled = [] if frac == "all" else ["--labeled", split_file(out, frac, args.seed)]
                 init = [] if args.warmstart == "0" else warm_start(out, frac, labeled, args)
                 base, extra = VARIANTS.get(m, ("supervised" if m == ORACLE else m, []))
-                sets = [a for s in [*budget(args.steps, args.lr), *init, *extra] for a in ("--set", s)]
+                seed = [f"seed={args.seed}"] if args.seed else []
+                sets = [a for s in [*budget(args.steps, args.lr), *init, *extra, *seed] for a in ("--set", s)]
                 config = f"configs/semi/{base}.yaml"
                 info = run_segssl(
                     ["train", "--config", config, "--data", args.data, *([] if m == ORACLE else labeled), *sets],
@@ -190,8 +228,8 @@ def warm_start(out: Path, frac: str, labeled: list[str], args) -> list[str]:
 def write_table(out: Path, args) -> None:
     from segssl.reporting.plots import label_efficiency_plot
 
-    def result(m: str, frac: str) -> tuple[dict | None, dict | None, dict | None]:
-        rd = out / m / slug(frac)
+    def result(m: str, frac: str, seed: int = 0) -> tuple[dict | None, dict | None, dict | None]:
+        rd = out / m / cell(frac, seed)
         return load_json(rd / "metrics.json"), load_json(rd / "metrics_best.json"), load_json(rd / "bench.json")
 
     head = "| method | " + " | ".join(f"{f} final (best) | Δ sup. | min" for f in FRACTIONS) + " |"
@@ -221,6 +259,21 @@ def write_table(out: Path, args) -> None:
         )
     else:
         ceiling_line = "All 367 labels, supervised (the ceiling at this budget): not run yet.\n"
+    reps = []
+    for m in METHODS + ran:
+        for frac in FRACTIONS:
+            zero = result(m, frac)[0]
+            for seed in range(1, MAX_SEED + 1):
+                met = result(m, frac, seed)[0]
+                if met:
+                    points.append({"method": m, "fraction": float(Fraction(frac)), "miou": met["miou"]})
+                    reps.append(f"{m} {frac} seed {seed}: {met['miou']:.1f} (seed 0: {fmt(zero and zero['miou'])})")
+    if reps:
+        ceiling_line += (
+            "\nTraining-seed replicates (the seed-0 split file, `--seed N`): "
+            + "; ".join(reps)
+            + ". The plot draws the mean of the seeds with a min-max bar.\n"
+        )
     ws = args.warmstart
     if ws == "0":
         start, title = "from random init", f"{args.steps} steps"

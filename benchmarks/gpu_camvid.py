@@ -139,25 +139,28 @@ def jobs(args) -> list[Job]:
             "pretrain",
         )
         dep = (pre.name,)
-        return [
-            pre,
-            Job(
-                f"pretrain/{m}/finetune_1-8",
-                [
-                    "train",
-                    "--config",
-                    "configs/semi/supervised.yaml",
-                    "--data",
-                    data,
-                    "--labeled",
-                    "1/8",
-                    *sets([*tr, f"model.init={ck}"]),
-                ],
-                "finetune",
-                dep,
-            ),
-            *[probe(m, p, ck, dep) for p in ("linear", "knn")],
-        ]
+        return [pre, finetune(m), *[probe(m, p, ck, dep) for p in ("linear", "knn")]]
+
+    def finetune(m: str, seed: int = 0) -> Job:
+        """The supervised 1/8 row started from `m`'s pretrained checkpoint; a `seed` replicate keeps the
+        seed-0 split file (the pretraining itself is re-run when its checkpoint is gone, a replicate of that too)."""
+        ck = str(RUNS / "pretrain" / m / "pretrain" / "checkpoints" / "last.ckpt")
+        labeled = str(RESULTS / "semi" / "supervised" / "1-8" / "splits" / "labeled.txt") if seed else "1/8"
+        return Job(
+            f"pretrain/{m}/finetune_1-8" + (f"-seed{seed}" if seed else ""),
+            [
+                "train",
+                "--config",
+                "configs/semi/supervised.yaml",
+                "--data",
+                data,
+                "--labeled",
+                labeled,
+                *sets([*tr, f"model.init={ck}", f"seed={seed}"]),
+            ],
+            "finetune",
+            (f"pretrain/{m}/pretrain", *(("semi/supervised/1-8",) if seed else ())),
+        )
 
     def probe(m: str, proto: str, ck: str, after: tuple[str, ...] = ()) -> Job:
         overrides = ["train.progress=false", DECODER, *args.probe_set]
@@ -167,6 +170,7 @@ def jobs(args) -> list[Job]:
     out += pretrain("pixpro_unet")
     out += [probe("random", p, "random") for p in ("linear", "knn")]
     out += [semi(m, "1/8", seed=1) for m in REPLICATES]
+    out.append(finetune("pixpro_unet", seed=1))  # issue 3's acceptance cell: its -0.0 is one seed too
     out += [semi(m, "1/8") for m in SEMI[3:9]]
     out += [semi(m, "1/8") for m in SEMI[9:] + GPU_VARIANTS]
     out += [semi(m, f) for f in ("1/16", "1/4") for m in ("supervised", "unimatch", "ael")]
@@ -416,6 +420,15 @@ def write_tables(args) -> None:
             f"{mark(f'pretrain/{m}/knn')} | {fmt(ft and ft['miou'])}"
             f"{' (supervised 1/8 row)' if m == 'random' else ''} | {delta} |"
         )
+    ft1, ft0 = res("pretrain/pixpro_unet/finetune_1-8-seed1")[0], res("pretrain/pixpro_unet/finetune_1-8")[0]
+    sup1 = res("semi/supervised/1-8-seed1")[0]
+    prow.append(
+        "\nTraining-seed replicates of the 1/8 fine-tuning (the same split file, `seed=1`; the pretraining re-run "
+        f"in that call; — = not run yet): pixpro_unet {fmt(ft1 and ft1['miou'])}"
+        f"{mark('pretrain/pixpro_unet/finetune_1-8-seed1')} (seed 0: {fmt(ft0 and ft0['miou'])}), "
+        f"random init (the supervised replicate) {fmt(sup1 and sup1['miou'])}"
+        f"{mark('semi/supervised/1-8-seed1')} (seed 0: {fmt(sup and sup['miou'])})."
+    )
     pic = RESULTS / "pretrain" / "pixpro_unet" / "retrieve" / "retrieval.png"
     body = (
         f"## Dense self-supervised pretraining, CamVid, GPU budget: {args.pretrain_steps} pretraining steps "

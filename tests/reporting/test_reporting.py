@@ -15,6 +15,7 @@ from segssl.reporting.plots import (
     confusion_matrix_plot,
     fraction_label,
     label_efficiency_plot,
+    method_styles,
     normalize_rows,
     per_class_iou_plot,
 )
@@ -96,6 +97,19 @@ def test_plots_write_pngs(tmp_path):
         label_efficiency_plot([], tmp_path / "none.png")
     with pytest.raises(ValueError):
         label_efficiency_plot([{"method": "x", "fraction": 2.0, "miou": 1.0}], tmp_path / "bad.png")
+
+
+def test_method_styles_tell_sixteen_methods_apart_and_mark_the_baseline(tmp_path):
+    methods = ["supervised"] + [f"method_{i:02d}" for i in range(15)]
+    styles = method_styles(methods)
+    others = [(tuple(styles[m]["color"]), styles[m]["marker"]) for m in methods[1:]]
+    assert len(set(others)) == 15 and len({c for c, _ in others}) == 15  # 15 colours, no two lines alike
+    assert styles["supervised"]["color"] == "black" and styles["supervised"]["linestyle"] == "--"
+    assert all(styles[m]["linewidth"] < styles["supervised"]["linewidth"] for m in methods[1:])
+    points = [{"method": m, "fraction": 1 / 8, "miou": float(i)} for i, m in enumerate(methods)]
+    wide = _png(label_efficiency_plot(points, tmp_path / "many.png"))
+    narrow = _png(label_efficiency_plot(points[:3], tmp_path / "few.png"))
+    assert wide.shape[1] > narrow.shape[1]  # many methods: the legend sits beside the axes
 
 
 def test_picture_grid_draws_palette_colours(tmp_path):

@@ -125,6 +125,34 @@ def fraction_label(f: float) -> str:
     return f"{f * 100:.3g}%"
 
 
+BASELINE = "supervised"
+
+
+def method_styles(methods: Sequence[str]) -> dict[str, dict]:
+    """Matplotlib line style of each method: the supervised baseline black, thick and dashed (every
+    other line is read against it); the others a distinct (colour, marker) pair, so that a table of 16
+    methods never draws two lines alike (tab10 alone repeats after ten).
+    """
+    plt = _plt()
+    colours = [c for i, c in enumerate(plt.get_cmap("tab20").colors) if i % 2 == 0]  # the 10 dark ones
+    colours += [c for i, c in enumerate(plt.get_cmap("tab20").colors) if i % 2 == 1]  # then the light ones
+    markers = "osD^v<>pP*Xh"
+    styles, i = {}, 0
+    for m in sorted(methods):
+        if m == BASELINE:
+            styles[m] = {"color": "black", "marker": "s", "linestyle": "--", "linewidth": 2.4, "zorder": 3}
+            continue
+        styles[m] = {
+            "color": colours[i % len(colours)],
+            "marker": markers[i % len(markers)],
+            "linestyle": "-",
+            "linewidth": 1.4,
+            "zorder": 2,
+        }
+        i += 1
+    return styles
+
+
 def label_efficiency_plot(
     points: Iterable[dict], path: Path, title: str | None = "Label efficiency", ylabel: str = "mIoU (%)"
 ) -> Path:
@@ -146,10 +174,11 @@ def label_efficiency_plot(
         groups[str(p["method"])][round(f, 9)].append(float(m))
     if not groups:
         raise ValueError("label-efficiency plot needs at least one point with a fraction and an mIoU")
-    fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    many = len(groups) > 6  # the legend goes beside the axes, where it hides no point
+    fig, ax = plt.subplots(figsize=(8.4 if many else 6.4, 4.2))
     all_x: set[float] = set()
-    markers = "osD^v<>pP*X"
-    for i, (method, by_f) in enumerate(sorted(groups.items())):
+    styles = method_styles(list(groups))
+    for method, by_f in sorted(groups.items()):
         xs = sorted(by_f)
         mean = np.array([np.mean(by_f[f]) for f in xs])
         lo = mean - np.array([np.min(by_f[f]) for f in xs])
@@ -158,10 +187,9 @@ def label_efficiency_plot(
             xs,
             mean,
             yerr=[lo, hi] if (lo.any() or hi.any()) else None,
-            marker=markers[i % len(markers)],
             capsize=3,
             label=method,
-            linewidth=1.6,
+            **styles[method],
         )
         all_x.update(xs)
     ax.set_xscale("log", base=2)
@@ -176,7 +204,10 @@ def label_efficiency_plot(
     ax.set_xlabel("labeled fraction of the training images")
     ax.set_ylabel(ylabel)
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
+    if many:
+        ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0)
+    else:
+        ax.legend(fontsize=8)
     if title:
         ax.set_title(title, fontsize=10)
     fig.tight_layout()

@@ -83,10 +83,13 @@ def archived(p: Path) -> Path:
 
 def load_json(p: Path) -> dict | None:
     """A run's JSON file, from its run directory or else from the committed archive."""
-    for q in (Path(p), archived(p)):
-        if q.is_file():
-            return json.loads(q.read_text())
-    return None
+    q = located(p)
+    return json.loads(q.read_text()) if q else None
+
+
+def located(p: Path) -> Path | None:
+    """A run's file in its run directory, or else in the committed archive; None if in neither."""
+    return next((q for q in (Path(p), archived(p)) if q.is_file()), None)
 
 
 def finish(info: dict, run_dir: Path) -> None:

@@ -35,7 +35,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import ROOT, SEGSSL, fmt, load_json, machine, save_json, write_section  # noqa: E402
 from common import finish as archive  # noqa: E402
 from pretrain_camvid import probe_command  # noqa: E402
-from semi_camvid import METHODS, VARIANTS  # noqa: E402
+from semi_camvid import METHODS, VARIANTS, cell  # noqa: E402
 
 NAME = "gpu_camvid"
 RUNS = ROOT / "benchmarks" / "runs" / NAME
@@ -112,12 +112,15 @@ def jobs(args) -> list[Job]:
     tr = train_sets(s) + args.set
     out: list[Job] = []
 
+    def seed0_split(frac: str) -> str:
+        """The split file of the seed-0 supervised row: a seed replicate differs only in the training seed."""
+        return str(RESULTS / "semi" / "supervised" / slug(frac) / "splits" / "labeled.txt")
+
     def semi(m: str, frac: str, seed: int = 0) -> Job:
         labeled = [] if frac == "all" else ["--labeled", frac]
-        name = f"semi/{m}/{slug(frac)}"
+        name = f"semi/{m}/{cell(frac, seed)}"
         if seed:  # the seed-0 split file, so that only the training seed differs
-            labeled = ["--labeled", str(RESULTS / "semi" / "supervised" / slug(frac) / "splits" / "labeled.txt")]
-            name += f"-seed{seed}"
+            labeled = ["--labeled", seed0_split(frac)]
         kind = "supervised" if m == "supervised" else "semi"
         base, extra = VARIANTS.get(m, (m, []))
         cfg = f"configs/semi/{base}.yaml"
@@ -145,9 +148,9 @@ def jobs(args) -> list[Job]:
         """The supervised 1/8 row started from `m`'s pretrained checkpoint; a `seed` replicate keeps the
         seed-0 split file (the pretraining itself is re-run when its checkpoint is gone, a replicate of that too)."""
         ck = str(RUNS / "pretrain" / m / "pretrain" / "checkpoints" / "last.ckpt")
-        labeled = str(RESULTS / "semi" / "supervised" / "1-8" / "splits" / "labeled.txt") if seed else "1/8"
+        labeled = seed0_split("1/8") if seed else "1/8"
         return Job(
-            f"pretrain/{m}/finetune_1-8" + (f"-seed{seed}" if seed else ""),
+            f"pretrain/{m}/finetune_{cell('1/8', seed)}",
             [
                 "train",
                 "--config",

@@ -26,12 +26,12 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import (  # noqa: E402
     ROOT,
-    archived,
     budget_suffix,
     finish,
     fmt,
     header,
     load_json,
+    located,
     run_segssl,
     write_section,
 )
@@ -118,9 +118,8 @@ def split_file(out: Path, frac: str, seed: int) -> str:
     if not seed:
         return frac
     labeled = out / "supervised" / slug(frac) / "splits" / "labeled.txt"
-    for p in (labeled, archived(labeled)):
-        if p.is_file():
-            return str(p)
+    if found := located(labeled):
+        return str(found)
     raise SystemExit(f"--seed {seed}: {labeled} not found; run the seed-0 supervised cell of {frac} first")
 
 

@@ -134,8 +134,8 @@ def method_styles(methods: Sequence[str]) -> dict[str, dict]:
     methods never draws two lines alike (tab10 alone repeats after ten).
     """
     plt = _plt()
-    colours = [c for i, c in enumerate(plt.get_cmap("tab20").colors) if i % 2 == 0]  # the 10 dark ones
-    colours += [c for i, c in enumerate(plt.get_cmap("tab20").colors) if i % 2 == 1]  # then the light ones
+    tab20 = plt.get_cmap("tab20").colors
+    colours = [*tab20[0::2], *tab20[1::2]]  # the 10 dark ones, then the 10 light ones
     markers = "osD^v<>pP*Xh"
     styles, i = {}, 0
     for m in sorted(methods):

@@ -11,7 +11,7 @@ With `--seed N` (N > 0) the cells are training-seed replicates: the seed-0 split
 folder `<fraction>-seedN`; the table lists them under the main rows and the plot draws their mean with a
 min-max bar, so a margin of one seed can be checked against a second.
 Usage: python benchmarks/semi_camvid.py [--methods supervised,unimatch,...] [--fractions 1/8] [--steps N]
-       [--warmstart W] [--seed N]
+       [--warmstart W] [--seed N] [--crop H,W] [--scale LO,HI] [--warmup N]
 Writes benchmarks/runs/semi_camvid[_STEPS][_wsW]/<method>/<fraction>/, the matching `semi-camvid...`
 table in BENCHMARKS.md and benchmarks/label_efficiency_camvid[...].png.
 """
@@ -78,24 +78,33 @@ DEFAULT_STEPS = 300
 
 
 DEFAULT_LR = 2e-3
+# crop, scale range and warm-up of the CPU budget; `--crop/--scale/--warmup` change them (the GPU protocol uses
+# 160,224 / 0.5,2.0 / 100), so that a margin seen on one protocol can be traced to what differs on the other
+DEFAULT_CROP, DEFAULT_SCALE, DEFAULT_WARMUP = "96,128", "0.5,1.5", 20
 
 
-def budget(steps: int, lr: float = DEFAULT_LR) -> list[str]:
+def budget(
+    steps: int,
+    lr: float = DEFAULT_LR,
+    crop: str = DEFAULT_CROP,
+    scale: str = DEFAULT_SCALE,
+    warmup: int = DEFAULT_WARMUP,
+) -> list[str]:
     """The shared budget: CamVid-native scale range, 96x128 crops, batch 8 (+8 unlabeled), poly AdamW.
 
     Sized so that 45 runs fit a CPU: UniMatch, the most expensive row, costs ~3.4 s/step on one core.
     """
     return [
-        "data.crop=[96,128]",
+        f"data.crop=[{crop}]",
         "model.decoder_channels=[128,64,32,32,32]",
         "data.base_size=[180,240]",
-        "data.scale=[0.5,1.5]",
+        f"data.scale=[{scale}]",
         "data.batch_size=8",
         "data.unlabeled_extra=[val]",
         f"train.max_steps={steps}",
         f"train.val_every_steps={max(steps // 4, 1)}",
         "train.epoch_steps=100",
-        "train.warmup_steps=20",
+        f"train.warmup_steps={warmup}",
         f"train.lr={lr:g}",
         "train.class_weights=sqrt_median_freq",
         "train.progress=false",
@@ -128,7 +137,20 @@ def variant(args, sep: str) -> str:
     ws = "" if args.warmstart == "0" else f"{sep}ws{args.warmstart if args.warmstart.isdigit() else 'sup'}"
     lr = "" if args.lr == DEFAULT_LR else f"{sep}lr{args.lr:g}"
     tag = f"{sep}{args.tag}" if args.tag else ""
-    return budget_suffix(args.steps, DEFAULT_STEPS, sep) + ws + lr + tag
+    return budget_suffix(args.steps, DEFAULT_STEPS, sep) + ws + lr + shape(args, sep) + tag
+
+
+def shape(args, sep: str) -> str:
+    """Name suffix of a non-default crop / scale / warm-up (empty for the CPU budget's own)."""
+    crop = "" if args.crop == DEFAULT_CROP else f"{sep}crop{args.crop.replace(',', 'x')}"
+    scale = "" if args.scale == DEFAULT_SCALE else f"{sep}scale{args.scale.replace(',', '-')}"
+    warm = "" if args.warmup == DEFAULT_WARMUP else f"{sep}wu{args.warmup}"
+    return crop + scale + warm
+
+
+def budget_of(args) -> list[str]:
+    """This invocation's shared budget (steps, lr, crop, scale, warm-up)."""
+    return budget(args.steps, args.lr, args.crop, args.scale, args.warmup)
 
 
 def command(args) -> str:
@@ -137,6 +159,9 @@ def command(args) -> str:
         f"python benchmarks/semi_camvid.py{steps}"
         + ("" if args.warmstart == "0" else f" --warmstart {args.warmstart}")
         + ("" if args.lr == DEFAULT_LR else f" --lr {args.lr:g}")
+        + ("" if args.crop == DEFAULT_CROP else f" --crop {args.crop}")
+        + ("" if args.scale == DEFAULT_SCALE else f" --scale {args.scale}")
+        + ("" if args.warmup == DEFAULT_WARMUP else f" --warmup {args.warmup}")
         + (f" --tag {args.tag}" if args.tag else "")
     )
 
@@ -172,6 +197,9 @@ def main() -> None:
         default=0,
         help="training seed of a replicate (the seed-0 split files are kept, so only the training seed differs)",
     )
+    ap.add_argument("--crop", default=DEFAULT_CROP, help="training crop H,W of every row (GPU protocol: 160,224)")
+    ap.add_argument("--scale", default=DEFAULT_SCALE, help="random-scale range LO,HI (GPU protocol: 0.5,2.0)")
+    ap.add_argument("--warmup", type=int, default=DEFAULT_WARMUP, help="lr warm-up steps (GPU protocol: 100)")
     ap.add_argument("--out", help="run folder (default benchmarks/runs/semi_camvid[_STEPS])")
     ap.add_argument("--table-only", action="store_true")
     args = ap.parse_args()
@@ -191,7 +219,7 @@ def main() -> None:
                 init = [] if args.warmstart == "0" else warm_start(out, frac, labeled, args)
                 base, extra = VARIANTS.get(m, ("supervised" if m == ORACLE else m, []))
                 seed = [f"seed={args.seed}"] if args.seed else []
-                sets = [a for s in [*budget(args.steps, args.lr), *init, *extra, *seed] for a in ("--set", s)]
+                sets = [a for s in [*budget_of(args), *init, *extra, *seed] for a in ("--set", s)]
                 config = f"configs/semi/{base}.yaml"
                 info = run_segssl(
                     ["train", "--config", config, "--data", args.data, *([] if m == ORACLE else labeled), *sets],
@@ -208,7 +236,8 @@ def warm_start(out: Path, frac: str, labeled: list[str], args) -> list[str]:
     its archived results are left: it is seeded, so it gives the same weights); returns `model.init`."""
     if args.warmstart.isdigit():
         rd, log = out / "warmup" / slug(frac), out / "log.txt"
-        sets = [a for s in budget(int(args.warmstart)) for a in ("--set", s)]
+        shared = budget(int(args.warmstart), DEFAULT_LR, args.crop, args.scale, args.warmup)
+        sets = [a for s in shared for a in ("--set", s)]
         cmd = ["train", "--config", "configs/semi/supervised.yaml", "--data", args.data, *labeled, *sets]
     elif args.warmstart == "supervised_camvid":
         from supervised_camvid import CONFIG
@@ -303,7 +332,8 @@ def write_table(out: Path, args) -> None:
         f"## Semi-supervised label-efficiency table, CamVid, {title} (test split, final checkpoint)\n\n"
         + header(command(args))
         + f"\nShared budget for every row: {args.steps} steps, batch 8 labeled (+ 8 unlabeled for semi methods), "
-        f"96x128 crops at scale 0.5-1.5 of 240x180, AdamW {args.lr:g} poly (20 warm-up steps), "
+        f"{args.crop.replace(',', 'x')} crops at scale {args.scale.replace(',', '-')} of 240x180, AdamW {args.lr:g} "
+        f"poly ({args.warmup} warm-up steps), "
         "sqrt median-frequency class weights, "
         f"UNet / ResNet-18 (decoder 128-64-32-32-32) {start}; unlabeled = the rest of train + val images; "
         "split files from seed 0 (identical to the supervised baselines'); each method's own hyper-parameters "

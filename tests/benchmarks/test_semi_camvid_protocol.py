@@ -1,0 +1,42 @@
+"""The benchmark's protocol options: a non-default crop / scale / warm-up must reach the runs and name them apart."""
+
+import argparse
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
+import semi_camvid  # noqa: E402
+
+
+def _args(**kw) -> argparse.Namespace:
+    base = dict(
+        steps=semi_camvid.DEFAULT_STEPS,
+        warmstart="0",
+        lr=semi_camvid.DEFAULT_LR,
+        tag="",
+        crop=semi_camvid.DEFAULT_CROP,
+        scale=semi_camvid.DEFAULT_SCALE,
+        warmup=semi_camvid.DEFAULT_WARMUP,
+    )
+    return argparse.Namespace(**{**base, **kw})
+
+
+def test_default_protocol_keeps_its_names():
+    """The CPU table's folder, section and command are what they were before the options existed."""
+    args = _args()
+    assert semi_camvid.variant(args, "_") == ""
+    assert semi_camvid.command(args) == "python benchmarks/semi_camvid.py"
+    assert "data.crop=[96,128]" in semi_camvid.budget_of(args)
+    assert "train.warmup_steps=20" in semi_camvid.budget_of(args)
+
+
+def test_gpu_crop_reaches_the_run_and_names_it_apart():
+    args = _args(steps=3000, crop="160,224", scale="0.5,2.0", warmup=100)
+    assert semi_camvid.variant(args, "_") == "_3000_crop160x224_scale0.5-2.0_wu100"
+    assert semi_camvid.command(args) == (
+        "python benchmarks/semi_camvid.py --steps 3000 --crop 160,224 --scale 0.5,2.0 --warmup 100"
+    )
+    sets = semi_camvid.budget_of(args)
+    assert {"data.crop=[160,224]", "data.scale=[0.5,2.0]", "train.warmup_steps=100", "train.max_steps=3000"} <= set(
+        sets
+    )

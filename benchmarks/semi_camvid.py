@@ -90,7 +90,7 @@ def budget(
     scale: str = DEFAULT_SCALE,
     warmup: int = DEFAULT_WARMUP,
 ) -> list[str]:
-    """The shared budget: CamVid-native scale range, 96x128 crops, batch 8 (+8 unlabeled), poly AdamW.
+    """The shared budget: CamVid-native scale range, 96x128 crops (by default), batch 8 (+8 unlabeled), poly AdamW.
 
     Sized so that 45 runs fit a CPU: UniMatch, the most expensive row, costs ~3.4 s/step on one core.
     """
@@ -148,9 +148,9 @@ def shape(args, sep: str) -> str:
     return crop + scale + warm
 
 
-def budget_of(args) -> list[str]:
-    """This invocation's shared budget (steps, lr, crop, scale, warm-up)."""
-    return budget(args.steps, args.lr, args.crop, args.scale, args.warmup)
+def budget_of(args, steps: int | None = None, lr: float | None = None) -> list[str]:
+    """This invocation's shared budget (steps, lr, crop, scale, warm-up); a warm start overrides steps and lr."""
+    return budget(steps or args.steps, lr or args.lr, args.crop, args.scale, args.warmup)
 
 
 def command(args) -> str:
@@ -236,8 +236,7 @@ def warm_start(out: Path, frac: str, labeled: list[str], args) -> list[str]:
     its archived results are left: it is seeded, so it gives the same weights); returns `model.init`."""
     if args.warmstart.isdigit():
         rd, log = out / "warmup" / slug(frac), out / "log.txt"
-        shared = budget(int(args.warmstart), DEFAULT_LR, args.crop, args.scale, args.warmup)
-        sets = [a for s in shared for a in ("--set", s)]
+        sets = [a for s in budget_of(args, int(args.warmstart), DEFAULT_LR) for a in ("--set", s)]
         cmd = ["train", "--config", "configs/semi/supervised.yaml", "--data", args.data, *labeled, *sets]
     elif args.warmstart == "supervised_camvid":
         from supervised_camvid import CONFIG

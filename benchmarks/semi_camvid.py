@@ -35,6 +35,7 @@ from common import (  # noqa: E402
     run_segssl,
     write_section,
 )
+from pretrain_camvid import METHODS as PRETRAIN_METHODS  # noqa: E402
 
 METHODS = [
     "supervised",
@@ -134,10 +135,44 @@ def split_file(out: Path, frac: str, seed: int) -> str:
 
 def variant(args, sep: str) -> str:
     """Name suffix of a non-default budget / warm-start, so runs, sections and plots never mix."""
-    ws = "" if args.warmstart == "0" else f"{sep}ws{args.warmstart if args.warmstart.isdigit() else 'sup'}"
+    ws = "" if args.warmstart == "0" else f"{sep}ws{warm_name(args.warmstart)}"
     lr = "" if args.lr == DEFAULT_LR else f"{sep}lr{args.lr:g}"
     tag = f"{sep}{args.tag}" if args.tag else ""
     return budget_suffix(args.steps, DEFAULT_STEPS, sep) + ws + lr + shape(args, sep) + tag
+
+
+def supervised_start(args) -> bool:
+    """Whether rows continue a supervised warm start (the oracle row exists only then)."""
+    return args.warmstart != "0" and not pretrained(args.warmstart)
+
+
+def random_init_line(args) -> str:
+    """The same budget's random-init supervised cells (every seed run), the reference a pretraining must beat."""
+    ref = argparse.Namespace(**{**vars(args), "warmstart": "0", "tag": ""})
+    rd = ROOT / "benchmarks" / "runs" / f"semi_camvid{variant(ref, '_')}" / "supervised"
+    cells = []
+    for frac in [*FRACTIONS, "all"]:
+        seeds = [
+            f"{met['miou']:.1f}"
+            for sd in range(MAX_SEED + 1)
+            if (met := load_json(rd / cell(frac, sd) / "metrics.json"))
+        ]
+        if seeds:
+            cells.append(f"{frac} {' / '.join(seeds)}")
+    found = "; ".join(cells) if cells else "not run yet"
+    return (
+        f"\nSupervised from random init at the same budget (section `semi-camvid{variant(ref, '-')}`, "
+        f"final test mIoU, one value per training seed): {found}.\n"
+    )
+
+
+def warm_name(warmstart: str) -> str:
+    """A warm start's name in folders and sections: its steps, `sup`, or the pretraining method (+ `-encoder`)."""
+    if warmstart.isdigit():
+        return warmstart
+    if pre := pretrained(warmstart):
+        return pre[0] + ("-encoder" if pre[1] == "encoder" else "")
+    return "sup"
 
 
 def shape(args, sep: str) -> str:
@@ -210,8 +245,8 @@ def main() -> None:
             for m in args.methods.split(","):
                 if frac == "all" and m != "supervised":
                     continue  # the all-labels ceiling is the supervised row
-                if m == ORACLE and args.warmstart == "0":
-                    raise SystemExit(f"--methods {ORACLE}: needs --warmstart (it continues a fraction's warm start)")
+                if m == ORACLE and not supervised_start(args):
+                    raise SystemExit(f"--methods {ORACLE}: needs a supervised --warmstart (it continues a fraction's)")
                 rd = out / m / cell(frac, args.seed)
                 if load_json(rd / "bench.json"):
                     continue
@@ -231,13 +266,35 @@ def main() -> None:
     write_table(out, args)
 
 
+def pretrained(warmstart: str) -> tuple[str, str] | None:
+    """(method, transferred part) of a self-supervised warm start `METHOD[:encoder]`; None for any other."""
+    method, _, part = warmstart.partition(":")
+    return (method, part or "all") if method in PRETRAIN_METHODS and part in ("", "encoder") else None
+
+
 def warm_start(out: Path, frac: str, labeled: list[str], args) -> list[str]:
-    """The shared supervised warm start of one fraction, trained once (again on a fresh checkout, where only
-    its archived results are left: it is seeded, so it gives the same weights); returns `model.init`."""
+    """The shared warm start of one fraction, trained once (again on a fresh checkout, where only its archived
+    results are left: it is seeded, so it gives the same weights); returns the `model.init*` overrides.
+    A self-supervised one (`METHOD[:encoder]`) is ONE pretraining on the unlabeled train+val images for every
+    fraction and table."""
     if args.warmstart.isdigit():
         rd, log = out / "warmup" / slug(frac), out / "log.txt"
         sets = [a for s in budget_of(args, int(args.warmstart), DEFAULT_LR) for a in ("--set", s)]
         cmd = ["train", "--config", "configs/semi/supervised.yaml", "--data", args.data, *labeled, *sets]
+    elif pretrained(args.warmstart):
+        from pretrain_camvid import DEFAULT_STEPS as PRETRAIN_STEPS
+        from pretrain_camvid import PRETRAIN_SET
+
+        method, part = pretrained(args.warmstart)
+        # one pretraining for every table and part that starts from it
+        rd = ROOT / "benchmarks" / "runs" / "semi_camvid_pretrain" / method
+        log = rd.parent / "log.txt"
+        sets = [a for s in [*PRETRAIN_SET, f"train.max_steps={PRETRAIN_STEPS}"] for a in ("--set", s)]
+        cmd = ["pretrain", "--config", f"configs/pretrain/{method}.yaml", "--data", args.data, *sets]
+        ckpt = rd / "checkpoints" / "last.ckpt"
+        if not ((rd / "bench.json").is_file() and ckpt.is_file()):
+            finish(run_segssl(cmd, rd, log), rd)
+        return [f"model.init={ckpt}", f"model.init_parts={part}"]
     elif args.warmstart == "supervised_camvid":
         from supervised_camvid import CONFIG
 
@@ -245,7 +302,10 @@ def warm_start(out: Path, frac: str, labeled: list[str], args) -> list[str]:
         log = rd.parent / "log.txt"
         cmd = ["train", "--config", CONFIG, "--data", args.data, *labeled]
     else:
-        raise SystemExit(f"--warmstart {args.warmstart}: expected a number of steps or supervised_camvid")
+        raise SystemExit(
+            f"--warmstart {args.warmstart}: expected a number of steps, supervised_camvid or a pretraining "
+            f"method of benchmarks/pretrain_camvid.py ({', '.join(PRETRAIN_METHODS)}), optionally METHOD:encoder"
+        )
     ckpt = rd / "checkpoints" / "last.ckpt"
     if not ((rd / "bench.json").is_file() and ckpt.is_file()):
         finish(run_segssl(cmd, rd, log), rd)
@@ -264,7 +324,7 @@ def write_table(out: Path, args) -> None:
     points = []
     baseline = {f: result("supervised", f)[0] for f in FRACTIONS}
     ran = [v for v in VARIANTS if any(result(v, f)[0] for f in FRACTIONS)]
-    for m in METHODS + ran + ([ORACLE] if args.warmstart != "0" else []):
+    for m in METHODS + ran + ([ORACLE] if supervised_start(args) else []):
         cells = []
         for frac in FRACTIONS:
             met, best, b = result(m, frac)
@@ -315,6 +375,16 @@ def write_table(out: Path, args) -> None:
             f"on that fraction's labeled images; {ws} + {args.steps} steps in all for every row)"
         )
         title = f"{args.steps} steps after a shared {ws}-step supervised warm start"
+    elif pre := pretrained(ws):
+        from pretrain_camvid import DEFAULT_STEPS as PRETRAIN_STEPS
+
+        what = "its encoder (fresh decoder and head)" if pre[1] == "encoder" else "encoder and decoder (fresh head)"
+        start = (
+            f"from ONE self-supervised `{pre[0]}` checkpoint ({PRETRAIN_STEPS} steps of "
+            f"`configs/pretrain/{pre[0]}.yaml` at the `pretrain-camvid` budget on the train+val images, labels "
+            f"unread; {what} transferred)"
+        )
+        title = f"{args.steps} steps from `{pre[0]}` pretraining" + (", encoder only" if pre[1] == "encoder" else "")
     else:
         start = (
             "from one shared supervised checkpoint per fraction: the supervised benchmark's run of that fraction "
@@ -342,7 +412,7 @@ def write_table(out: Path, args) -> None:
         + (
             f" `{ORACLE}`: the supervised continuation from the same warm start, but with all 367 train labels "
             "(a method whose pseudo-labels were the true labels): what unlabeled data can add at most here."
-            if args.warmstart != "0"
+            if supervised_start(args)
             else ""
         )
         + "".join(f" `{v}`: `{VARIANTS[v][0]}` with `{'`, `'.join(VARIANTS[v][1])}`." for v in ran)
@@ -350,6 +420,7 @@ def write_table(out: Path, args) -> None:
         + "\n".join(rows)
         + "\n\n"
         + ceiling_line
+        + (random_init_line(args) if pretrained(ws) else "")
         + (f"\n![label efficiency](benchmarks/{plot.name})\n" if points else "")
     )
     write_section(f"semi-camvid{variant(args, '-')}", body)

@@ -40,3 +40,18 @@ def test_gpu_crop_reaches_the_run_and_names_it_apart():
     assert {"data.crop=[160,224]", "data.scale=[0.5,2.0]", "train.warmup_steps=100", "train.max_steps=3000"} <= set(
         sets
     )
+
+
+def test_self_supervised_warm_start_names_method_and_part():
+    """`--warmstart METHOD[:encoder]` starts every row from a pretrain_camvid method, named apart by its part."""
+    assert semi_camvid.pretrained("pixpro_unet") == ("pixpro_unet", "all")
+    assert semi_camvid.pretrained("densecl:encoder") == ("densecl", "encoder")
+    assert semi_camvid.pretrained("pixpro_unet:decoder") is None
+    assert semi_camvid.pretrained("300") is None
+    full, enc = _args(steps=3000, warmstart="pixpro_unet"), _args(steps=3000, warmstart="pixpro_unet:encoder")
+    assert semi_camvid.variant(full, "_") == "_3000_wspixpro_unet"
+    assert semi_camvid.variant(enc, "-") == "-3000-wspixpro_unet-encoder"
+    assert semi_camvid.variant(_args(warmstart="supervised_camvid"), "_") == "_wssup"
+    assert not semi_camvid.supervised_start(full)  # no oracle row: the "all" row already is one
+    assert semi_camvid.supervised_start(_args(warmstart="300"))
+    assert "--warmstart pixpro_unet:encoder" in semi_camvid.command(enc)

@@ -378,11 +378,11 @@ def write_table(out: Path, args) -> None:
     elif pre := pretrained(ws):
         from pretrain_camvid import DEFAULT_STEPS as PRETRAIN_STEPS
 
-        what = "its encoder (fresh decoder and head)" if pre[1] == "encoder" else "encoder and decoder (fresh head)"
+        what = "encoder transferred, fresh decoder and head" if pre[1] == "encoder" else "the whole UNet transferred"
         start = (
             f"from ONE self-supervised `{pre[0]}` checkpoint ({PRETRAIN_STEPS} steps of "
             f"`configs/pretrain/{pre[0]}.yaml` at the `pretrain-camvid` budget on the train+val images, labels "
-            f"unread; {what} transferred)"
+            f"unread; {what}; pretraining never trains the 1x1 class head)"
         )
         title = f"{args.steps} steps from `{pre[0]}` pretraining" + (", encoder only" if pre[1] == "encoder" else "")
     else:

@@ -136,6 +136,7 @@ def split_file(out: Path, frac: str, seed: int) -> str:
 def variant(args, sep: str) -> str:
     """Name suffix of a non-default budget / warm-start, so runs, sections and plots never mix."""
     ws = "" if args.warmstart == "0" else f"{sep}ws{warm_name(args.warmstart)}"
+    ws += f"-pseed{args.pretrain_seed}" if args.pretrain_seed and pretrained(args.warmstart) else ""
     lr = "" if args.lr == DEFAULT_LR else f"{sep}lr{args.lr:g}"
     tag = f"{sep}{args.tag}" if args.tag else ""
     return budget_suffix(args.steps, DEFAULT_STEPS, sep) + ws + lr + shape(args, sep) + tag
@@ -197,6 +198,7 @@ def command(args) -> str:
         + ("" if args.crop == DEFAULT_CROP else f" --crop {args.crop}")
         + ("" if args.scale == DEFAULT_SCALE else f" --scale {args.scale}")
         + ("" if args.warmup == DEFAULT_WARMUP else f" --warmup {args.warmup}")
+        + (f" --pretrain-seed {args.pretrain_seed}" if args.pretrain_seed else "")
         + (f" --tag {args.tag}" if args.tag else "")
     )
 
@@ -231,6 +233,12 @@ def main() -> None:
         type=int,
         default=0,
         help="training seed of a replicate (the seed-0 split files are kept, so only the training seed differs)",
+    )
+    ap.add_argument(
+        "--pretrain-seed",
+        type=int,
+        default=0,
+        help="seed of the self-supervised warm start's pretraining (a replicate of the pretraining itself)",
     )
     ap.add_argument("--crop", default=DEFAULT_CROP, help="training crop H,W of every row (GPU protocol: 160,224)")
     ap.add_argument("--scale", default=DEFAULT_SCALE, help="random-scale range LO,HI (GPU protocol: 0.5,2.0)")
@@ -287,9 +295,11 @@ def warm_start(out: Path, frac: str, labeled: list[str], args) -> list[str]:
 
         method, part = pretrained(args.warmstart)
         # one pretraining for every table and part that starts from it
-        rd = ROOT / "benchmarks" / "runs" / "semi_camvid_pretrain" / method
+        pseed = args.pretrain_seed
+        rd = ROOT / "benchmarks" / "runs" / "semi_camvid_pretrain" / (method + (f"-seed{pseed}" if pseed else ""))
         log = rd.parent / "log.txt"
-        sets = [a for s in [*PRETRAIN_SET, f"train.max_steps={PRETRAIN_STEPS}"] for a in ("--set", s)]
+        seed = [f"seed={pseed}"] if pseed else []
+        sets = [a for s in [*PRETRAIN_SET, f"train.max_steps={PRETRAIN_STEPS}", *seed] for a in ("--set", s)]
         cmd = ["pretrain", "--config", f"configs/pretrain/{method}.yaml", "--data", args.data, *sets]
         ckpt = rd / "checkpoints" / "last.ckpt"
         if not ((rd / "bench.json").is_file() and ckpt.is_file()):

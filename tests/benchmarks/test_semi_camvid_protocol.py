@@ -17,6 +17,7 @@ def _args(**kw) -> argparse.Namespace:
         crop=semi_camvid.DEFAULT_CROP,
         scale=semi_camvid.DEFAULT_SCALE,
         warmup=semi_camvid.DEFAULT_WARMUP,
+        pretrain_seed=0,
     )
     return argparse.Namespace(**{**base, **kw})
 
@@ -55,3 +56,6 @@ def test_self_supervised_warm_start_names_method_and_part():
     assert not semi_camvid.supervised_start(full)  # no oracle row: the "all" row already is one
     assert semi_camvid.supervised_start(_args(warmstart="300"))
     assert "--warmstart pixpro_unet:encoder" in semi_camvid.command(enc)
+    again = _args(steps=3000, warmstart="pixpro_unet", pretrain_seed=1)  # a replicate of the pretraining
+    assert semi_camvid.variant(again, "_") == "_3000_wspixpro_unet-pseed1"
+    assert semi_camvid.command(again).endswith("--warmstart pixpro_unet --pretrain-seed 1")

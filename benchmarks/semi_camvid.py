@@ -322,6 +322,14 @@ def warm_start(out: Path, frac: str, labeled: list[str], args) -> list[str]:
     return [f"model.init={ckpt}"]
 
 
+RESUMED_NOTE = " `*` = resumed after an interruption: the minutes of its last part only."
+
+
+def minutes(bench: dict) -> str:
+    """Wall-clock minutes of a cell, starred when the run was resumed (bench.json times only the last part)."""
+    return f"{bench['wall_s'] / 60:.0f}" + ("*" if bench.get("resumed") else "")
+
+
 def write_table(out: Path, args) -> None:
     from segssl.reporting.plots import label_efficiency_plot
 
@@ -341,18 +349,20 @@ def write_table(out: Path, args) -> None:
             if met and b:
                 base = baseline[frac]
                 delta = f"{met['miou'] - base['miou']:+.1f}" if base and m != "supervised" else ""
-                cells.append(f"{met['miou']:.1f} ({fmt(best and best['miou'])}) | {delta} | {b['wall_s'] / 60:.0f}")
+                cells.append(f"{met['miou']:.1f} ({fmt(best and best['miou'])}) | {delta} | {minutes(b)}")
                 if m != ORACLE:
                     points.append({"method": m, "fraction": float(Fraction(frac)), "miou": met["miou"]})
             else:
                 cells.append("— | | —")
         rows.append(f"| {m} | " + " | ".join(cells) + " |")
     ceiling, ceiling_best, ceiling_b = result("supervised", "all")
+    shown = [*(result(m, f)[2] for m in METHODS + ran for f in FRACTIONS), ceiling_b]
+    resumed = any(b and b.get("resumed") for b in shown)
     if ceiling and ceiling_b:
         points += [{"method": "supervised", "fraction": 1.0, "miou": ceiling["miou"]}]
         ceiling_line = (
             f"All 367 labels, supervised (the ceiling at this budget): {ceiling['miou']:.1f} "
-            f"({fmt(ceiling_best and ceiling_best['miou'])}), {ceiling_b['wall_s'] / 60:.0f} min.\n"
+            f"({fmt(ceiling_best and ceiling_best['miou'])}), {minutes(ceiling_b)} min.\n"
         )
     else:
         ceiling_line = "All 367 labels, supervised (the ceiling at this budget): not run yet.\n"
@@ -425,6 +435,7 @@ def write_table(out: Path, args) -> None:
             if supervised_start(args)
             else ""
         )
+        + (RESUMED_NOTE if resumed else "")
         + "".join(f" `{v}`: `{VARIANTS[v][0]}` with `{'`, `'.join(VARIANTS[v][1])}`." for v in ran)
         + "\n\n"
         + "\n".join(rows)

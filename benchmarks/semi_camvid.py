@@ -285,6 +285,7 @@ def warm_start(out: Path, frac: str, labeled: list[str], args) -> list[str]:
     results are left: it is seeded, so it gives the same weights); returns the `model.init*` overrides.
     A self-supervised one (`METHOD[:encoder]`) is ONE pretraining on the unlabeled train+val images for every
     fraction and table."""
+    parts: list[str] = []  # what a self-supervised checkpoint transfers
     if args.warmstart.isdigit():
         rd, log = out / "warmup" / slug(frac), out / "log.txt"
         sets = [a for s in budget_of(args, int(args.warmstart), DEFAULT_LR) for a in ("--set", s)]
@@ -301,10 +302,7 @@ def warm_start(out: Path, frac: str, labeled: list[str], args) -> list[str]:
         seed = [f"seed={pseed}"] if pseed else []
         sets = [a for s in [*PRETRAIN_SET, f"train.max_steps={PRETRAIN_STEPS}", *seed] for a in ("--set", s)]
         cmd = ["pretrain", "--config", f"configs/pretrain/{method}.yaml", "--data", args.data, *sets]
-        ckpt = rd / "checkpoints" / "last.ckpt"
-        if not ((rd / "bench.json").is_file() and ckpt.is_file()):
-            finish(run_segssl(cmd, rd, log), rd)
-        return [f"model.init={ckpt}", f"model.init_parts={part}"]
+        parts = [f"model.init_parts={part}"]
     elif args.warmstart == "supervised_camvid":
         from supervised_camvid import CONFIG
 
@@ -319,7 +317,7 @@ def warm_start(out: Path, frac: str, labeled: list[str], args) -> list[str]:
     ckpt = rd / "checkpoints" / "last.ckpt"
     if not ((rd / "bench.json").is_file() and ckpt.is_file()):
         finish(run_segssl(cmd, rd, log), rd)
-    return [f"model.init={ckpt}"]
+    return [f"model.init={ckpt}", *parts]
 
 
 RESUMED_NOTE = " `*` = resumed after an interruption: the minutes of its last part only."
@@ -399,12 +397,14 @@ def write_table(out: Path, args) -> None:
         from pretrain_camvid import DEFAULT_STEPS as PRETRAIN_STEPS
 
         what = "encoder transferred, fresh decoder and head" if pre[1] == "encoder" else "the whole UNet transferred"
+        pseed = f", pretraining seed {args.pretrain_seed}" if args.pretrain_seed else ""
         start = (
-            f"from ONE self-supervised `{pre[0]}` checkpoint ({PRETRAIN_STEPS} steps of "
+            f"from ONE self-supervised `{pre[0]}` checkpoint ({PRETRAIN_STEPS} steps{pseed} of "
             f"`configs/pretrain/{pre[0]}.yaml` at the `pretrain-camvid` budget on the train+val images, labels "
             f"unread; {what}; pretraining never trains the 1x1 class head)"
         )
         title = f"{args.steps} steps from `{pre[0]}` pretraining" + (", encoder only" if pre[1] == "encoder" else "")
+        title += pseed
     else:
         start = (
             "from one shared supervised checkpoint per fraction: the supervised benchmark's run of that fraction "

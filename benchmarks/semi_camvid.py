@@ -35,6 +35,7 @@ from common import (  # noqa: E402
     run_segssl,
     write_section,
 )
+from pretrain_camvid import DEFAULT_STEPS as PRETRAIN_STEPS  # noqa: E402
 from pretrain_camvid import METHODS as PRETRAIN_METHODS  # noqa: E402
 
 METHODS = [
@@ -136,7 +137,9 @@ def split_file(out: Path, frac: str, seed: int) -> str:
 def variant(args, sep: str) -> str:
     """Name suffix of a non-default budget / warm-start, so runs, sections and plots never mix."""
     ws = "" if args.warmstart == "0" else f"{sep}ws{warm_name(args.warmstart)}"
-    ws += f"-pseed{args.pretrain_seed}" if args.pretrain_seed and pretrained(args.warmstart) else ""
+    if pretrained(args.warmstart):
+        ws += budget_suffix(args.pretrain_steps, PRETRAIN_STEPS, "-p")
+        ws += f"-pseed{args.pretrain_seed}" if args.pretrain_seed else ""
     lr = "" if args.lr == DEFAULT_LR else f"{sep}lr{args.lr:g}"
     tag = f"{sep}{args.tag}" if args.tag else ""
     return budget_suffix(args.steps, DEFAULT_STEPS, sep) + ws + lr + shape(args, sep) + tag
@@ -198,6 +201,7 @@ def command(args) -> str:
         + ("" if args.crop == DEFAULT_CROP else f" --crop {args.crop}")
         + ("" if args.scale == DEFAULT_SCALE else f" --scale {args.scale}")
         + ("" if args.warmup == DEFAULT_WARMUP else f" --warmup {args.warmup}")
+        + budget_suffix(args.pretrain_steps, PRETRAIN_STEPS, " --pretrain-steps ")
         + (f" --pretrain-seed {args.pretrain_seed}" if args.pretrain_seed else "")
         + (f" --tag {args.tag}" if args.tag else "")
     )
@@ -233,6 +237,12 @@ def main() -> None:
         type=int,
         default=0,
         help="training seed of a replicate (the seed-0 split files are kept, so only the training seed differs)",
+    )
+    ap.add_argument(
+        "--pretrain-steps",
+        type=int,
+        default=PRETRAIN_STEPS,
+        help="steps of the self-supervised warm start's pretraining (pretrain_camvid's budget otherwise)",
     )
     ap.add_argument(
         "--pretrain-seed",
@@ -291,16 +301,16 @@ def warm_start(out: Path, frac: str, labeled: list[str], args) -> list[str]:
         sets = [a for s in budget_of(args, int(args.warmstart), DEFAULT_LR) for a in ("--set", s)]
         cmd = ["train", "--config", "configs/semi/supervised.yaml", "--data", args.data, *labeled, *sets]
     elif pretrained(args.warmstart):
-        from pretrain_camvid import DEFAULT_STEPS as PRETRAIN_STEPS
         from pretrain_camvid import PRETRAIN_SET
 
         method, part = pretrained(args.warmstart)
         # one pretraining for every table and part that starts from it
-        pseed = args.pretrain_seed
-        rd = ROOT / "benchmarks" / "runs" / "semi_camvid_pretrain" / (method + (f"-seed{pseed}" if pseed else ""))
+        pseed, psteps = args.pretrain_seed, args.pretrain_steps
+        name = method + budget_suffix(psteps, PRETRAIN_STEPS, "-") + (f"-seed{pseed}" if pseed else "")
+        rd = ROOT / "benchmarks" / "runs" / "semi_camvid_pretrain" / name
         log = rd.parent / "log.txt"
         seed = [f"seed={pseed}"] if pseed else []
-        sets = [a for s in [*PRETRAIN_SET, f"train.max_steps={PRETRAIN_STEPS}", *seed] for a in ("--set", s)]
+        sets = [a for s in [*PRETRAIN_SET, f"train.max_steps={psteps}", *seed] for a in ("--set", s)]
         cmd = ["pretrain", "--config", f"configs/pretrain/{method}.yaml", "--data", args.data, *sets]
         parts = [f"model.init_parts={part}"]
     elif args.warmstart == "supervised_camvid":
@@ -394,17 +404,15 @@ def write_table(out: Path, args) -> None:
         )
         title = f"{args.steps} steps after a shared {ws}-step supervised warm start"
     elif pre := pretrained(ws):
-        from pretrain_camvid import DEFAULT_STEPS as PRETRAIN_STEPS
-
         what = "encoder transferred, fresh decoder and head" if pre[1] == "encoder" else "the whole UNet transferred"
         pseed = f", pretraining seed {args.pretrain_seed}" if args.pretrain_seed else ""
         start = (
-            f"from ONE self-supervised `{pre[0]}` checkpoint ({PRETRAIN_STEPS} steps{pseed} of "
+            f"from ONE self-supervised `{pre[0]}` checkpoint ({args.pretrain_steps} steps{pseed} of "
             f"`configs/pretrain/{pre[0]}.yaml` at the `pretrain-camvid` budget on the train+val images, labels "
             f"unread; {what}; pretraining never trains the 1x1 class head)"
         )
         title = f"{args.steps} steps from `{pre[0]}` pretraining" + (", encoder only" if pre[1] == "encoder" else "")
-        title += pseed
+        title += budget_suffix(args.pretrain_steps, PRETRAIN_STEPS, ", pretraining steps ") + pseed
     else:
         start = (
             "from one shared supervised checkpoint per fraction: the supervised benchmark's run of that fraction "

@@ -18,6 +18,7 @@ def _args(**kw) -> argparse.Namespace:
         scale=semi_camvid.DEFAULT_SCALE,
         warmup=semi_camvid.DEFAULT_WARMUP,
         pretrain_seed=0,
+        pretrain_steps=semi_camvid.PRETRAIN_STEPS,
     )
     return argparse.Namespace(**{**base, **kw})
 
@@ -59,3 +60,7 @@ def test_self_supervised_warm_start_names_method_and_part():
     again = _args(steps=3000, warmstart="pixpro_unet", pretrain_seed=1)  # a replicate of the pretraining
     assert semi_camvid.variant(again, "_") == "_3000_wspixpro_unet-pseed1"
     assert semi_camvid.command(again).endswith("--warmstart pixpro_unet --pretrain-seed 1")
+    longer = _args(steps=3000, warmstart="pixpro_unet", pretrain_steps=1500, pretrain_seed=1)
+    assert semi_camvid.variant(longer, "_") == "_3000_wspixpro_unet-p1500-pseed1"
+    assert "--pretrain-steps 1500 --pretrain-seed 1" in semi_camvid.command(longer)
+    assert semi_camvid.variant(_args(steps=3000, pretrain_steps=1500), "_") == "_3000"  # no warm start, no name

@@ -37,6 +37,18 @@ def sets(items: list[str]) -> list[str]:
     return [a for s in items for a in ("--set", s)]
 
 
+def pretrain_command(method: str, data: str, steps: int, extra: list[str] = ()) -> list[str]:
+    """`segssl pretrain` arguments of one method at the fixed pretraining budget (`extra`: e.g. a seed)."""
+    return [
+        "pretrain",
+        "--config",
+        f"configs/pretrain/{method}.yaml",
+        "--data",
+        data,
+        *sets([*PRETRAIN_SET, f"train.max_steps={steps}", *extra]),
+    ]
+
+
 def probe_command(proto: str, ckpt: str, data: str, overrides: list[str]) -> list[str]:
     """`segssl probe` arguments of one protocol (linear | knn) on a checkpoint (or 'random')."""
     return [
@@ -96,14 +108,7 @@ def main() -> None:
             elif "pretrain" in stages:
                 stage(
                     base / "pretrain",
-                    [
-                        "pretrain",
-                        "--config",
-                        f"configs/pretrain/{m}.yaml",
-                        "--data",
-                        args.data,
-                        *sets([*PRETRAIN_SET, f"train.max_steps={args.steps}"]),
-                    ],
+                    pretrain_command(m, args.data, args.steps),
                     log,
                     need_checkpoint=any(not load_json(base / s / "bench.json") for s in todo),
                 )

@@ -301,7 +301,7 @@ def warm_start(out: Path, frac: str, labeled: list[str], args) -> list[str]:
         sets = [a for s in budget_of(args, int(args.warmstart), DEFAULT_LR) for a in ("--set", s)]
         cmd = ["train", "--config", "configs/semi/supervised.yaml", "--data", args.data, *labeled, *sets]
     elif pretrained(args.warmstart):
-        from pretrain_camvid import PRETRAIN_SET
+        from pretrain_camvid import pretrain_command
 
         method, part = pretrained(args.warmstart)
         # one pretraining for every table and part that starts from it
@@ -309,9 +309,7 @@ def warm_start(out: Path, frac: str, labeled: list[str], args) -> list[str]:
         name = method + budget_suffix(psteps, PRETRAIN_STEPS, "-") + (f"-seed{pseed}" if pseed else "")
         rd = ROOT / "benchmarks" / "runs" / "semi_camvid_pretrain" / name
         log = rd.parent / "log.txt"
-        seed = [f"seed={pseed}"] if pseed else []
-        sets = [a for s in [*PRETRAIN_SET, f"train.max_steps={psteps}", *seed] for a in ("--set", s)]
-        cmd = ["pretrain", "--config", f"configs/pretrain/{method}.yaml", "--data", args.data, *sets]
+        cmd = pretrain_command(method, args.data, psteps, [f"seed={pseed}"] if pseed else [])
         parts = [f"model.init_parts={part}"]
     elif args.warmstart == "supervised_camvid":
         from supervised_camvid import CONFIG

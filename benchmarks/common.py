@@ -109,13 +109,24 @@ def save_json(obj: dict, p: Path) -> None:
     tmp.replace(p)
 
 
+STAMP_LINES = re.compile(r"^(Date|Machine): .*$", re.M)
+
+
+def unstamped(block: str) -> str:
+    """A section without its `Machine:` and `Date:` lines: what decides whether a regenerated table changed."""
+    return STAMP_LINES.sub("", block)
+
+
 def write_section(name: str, body: str, path: Path = BENCH_MD) -> None:
     """Replace (or append) the block between `<!-- name:start -->` and `<!-- name:end -->`, atomically."""
     start, end = f"<!-- {name}:start -->", f"<!-- {name}:end -->"
     text = path.read_text() if path.exists() else "# segssl benchmarks\n"
     block = f"{start}\n{body.rstrip()}\n{end}"
     pat = re.compile(re.escape(start) + r".*?" + re.escape(end), re.S)
-    text = pat.sub(lambda _: block, text) if pat.search(text) else text.rstrip() + "\n\n" + block + "\n"
+    found = pat.search(text)
+    if found and unstamped(found.group(0)) == unstamped(block):
+        return  # nothing changed: keep the machine and date of the runs, not of this regeneration (`--table-only`)
+    text = pat.sub(lambda _: block, text) if found else text.rstrip() + "\n\n" + block + "\n"
     tmp = path.with_name(f".{path.name}.tmp")
     tmp.write_text(text)
     tmp.replace(path)

@@ -102,6 +102,11 @@ def finish(info: dict, run_dir: Path) -> None:
             shutil.copyfile(src, archived(src))
 
 
+def sets(items: list[str]) -> list[str]:
+    """`--set` arguments of a `segssl` command, one per `key=value` override."""
+    return [a for s in items for a in ("--set", s)]
+
+
 def save_json(obj: dict, p: Path) -> None:
     p.parent.mkdir(parents=True, exist_ok=True)
     tmp = p.with_name(f".{p.name}.tmp")

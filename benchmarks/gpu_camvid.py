@@ -32,7 +32,7 @@ from fractions import Fraction
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import ROOT, SEGSSL, fmt, load_json, machine, save_json, write_section  # noqa: E402
+from common import ROOT, SEGSSL, fmt, load_json, machine, save_json, sets, write_section  # noqa: E402
 from common import finish as archive  # noqa: E402
 from pretrain_camvid import probe_command  # noqa: E402
 from semi_camvid import METHODS, VARIANTS, cell  # noqa: E402
@@ -87,10 +87,6 @@ def pretrain_sets(steps: int) -> list[str]:
         "train.progress=false",
         DECODER,
     ]
-
-
-def sets(items: list[str]) -> list[str]:
-    return [a for s in items for a in ("--set", s)]
 
 
 def slug(frac: str) -> str:

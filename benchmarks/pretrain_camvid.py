@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import ROOT, budget_suffix, finish, fmt, header, load_json, run_segssl, write_section  # noqa: E402
+from common import ROOT, budget_suffix, finish, fmt, header, load_json, run_segssl, sets, write_section  # noqa: E402
 
 METHODS = ["pixpro_unet", "densecl", "pass_align", "pixpro_allpairs"]
 FINETUNE = "configs/benchmarks/camvid_supervised.yaml"
@@ -31,10 +31,6 @@ PRETRAIN_SET = [
     DECODER,
 ]
 PROBE_SET = ["train.progress=false", DECODER]  # DECODER only shapes the random-init row
-
-
-def sets(items: list[str]) -> list[str]:
-    return [a for s in items for a in ("--set", s)]
 
 
 def pretrain_command(method: str, data: str, steps: int, extra: list[str] = ()) -> list[str]:

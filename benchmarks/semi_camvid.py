@@ -33,6 +33,7 @@ from common import (  # noqa: E402
     load_json,
     located,
     run_segssl,
+    sets,
     write_section,
 )
 from pretrain_camvid import DEFAULT_STEPS as PRETRAIN_STEPS  # noqa: E402
@@ -272,10 +273,10 @@ def main() -> None:
                 init = [] if args.warmstart == "0" else warm_start(out, frac, labeled, args)
                 base, extra = VARIANTS.get(m, ("supervised" if m == ORACLE else m, []))
                 seed = [f"seed={args.seed}"] if args.seed else []
-                sets = [a for s in [*budget_of(args), *init, *extra, *seed] for a in ("--set", s)]
+                overrides = sets([*budget_of(args), *init, *extra, *seed])
                 config = f"configs/semi/{base}.yaml"
                 info = run_segssl(
-                    ["train", "--config", config, "--data", args.data, *([] if m == ORACLE else labeled), *sets],
+                    ["train", "--config", config, "--data", args.data, *([] if m == ORACLE else labeled), *overrides],
                     rd,
                     out / "log.txt",
                 )
@@ -298,8 +299,8 @@ def warm_start(out: Path, frac: str, labeled: list[str], args) -> list[str]:
     parts: list[str] = []  # what a self-supervised checkpoint transfers
     if args.warmstart.isdigit():
         rd, log = out / "warmup" / slug(frac), out / "log.txt"
-        sets = [a for s in budget_of(args, int(args.warmstart), DEFAULT_LR) for a in ("--set", s)]
-        cmd = ["train", "--config", "configs/semi/supervised.yaml", "--data", args.data, *labeled, *sets]
+        cmd = ["train", "--config", "configs/semi/supervised.yaml", "--data", args.data, *labeled]
+        cmd += sets(budget_of(args, int(args.warmstart), DEFAULT_LR))
     elif pretrained(args.warmstart):
         from pretrain_camvid import pretrain_command
 

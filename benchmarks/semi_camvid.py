@@ -139,8 +139,7 @@ def variant(args, sep: str) -> str:
     """Name suffix of a non-default budget / warm-start, so runs, sections and plots never mix."""
     ws = "" if args.warmstart == "0" else f"{sep}ws{warm_name(args.warmstart)}"
     if pretrained(args.warmstart):
-        ws += budget_suffix(args.pretrain_steps, PRETRAIN_STEPS, "-p")
-        ws += f"-pseed{args.pretrain_seed}" if args.pretrain_seed else ""
+        ws += pretraining_suffix(args, "-p", "-pseed")
     lr = "" if args.lr == DEFAULT_LR else f"{sep}lr{args.lr:g}"
     tag = f"{sep}{args.tag}" if args.tag else ""
     return budget_suffix(args.steps, DEFAULT_STEPS, sep) + ws + lr + shape(args, sep) + tag
@@ -169,6 +168,13 @@ def random_init_line(args) -> str:
         f"\nSupervised from random init at the same budget (section `semi-camvid{variant(ref, '-')}`, "
         f"final test mIoU, one value per training seed): {found}.\n"
     )
+
+
+def pretraining_suffix(args, steps_prefix: str | None, seed_prefix: str) -> str:
+    """How a non-default pretraining (`--pretrain-steps`, `--pretrain-seed`) is named: in the run folder, the
+    pretraining's own folder and the title, each with its prefixes (None: leave the steps out)."""
+    steps = "" if steps_prefix is None else budget_suffix(args.pretrain_steps, PRETRAIN_STEPS, steps_prefix)
+    return steps + (f"{seed_prefix}{args.pretrain_seed}" if args.pretrain_seed else "")
 
 
 def warm_name(warmstart: str) -> str:
@@ -306,11 +312,10 @@ def warm_start(out: Path, frac: str, labeled: list[str], args) -> list[str]:
 
         method, part = pretrained(args.warmstart)
         # one pretraining for every table and part that starts from it
-        pseed, psteps = args.pretrain_seed, args.pretrain_steps
-        name = method + budget_suffix(psteps, PRETRAIN_STEPS, "-") + (f"-seed{pseed}" if pseed else "")
-        rd = ROOT / "benchmarks" / "runs" / "semi_camvid_pretrain" / name
+        pseed = args.pretrain_seed
+        rd = ROOT / "benchmarks" / "runs" / "semi_camvid_pretrain" / (method + pretraining_suffix(args, "-", "-seed"))
         log = rd.parent / "log.txt"
-        cmd = pretrain_command(method, args.data, psteps, [f"seed={pseed}"] if pseed else [])
+        cmd = pretrain_command(method, args.data, args.pretrain_steps, [f"seed={pseed}"] if pseed else [])
         parts = [f"model.init_parts={part}"]
     elif args.warmstart == "supervised_camvid":
         from supervised_camvid import CONFIG
@@ -404,14 +409,14 @@ def write_table(out: Path, args) -> None:
         title = f"{args.steps} steps after a shared {ws}-step supervised warm start"
     elif pre := pretrained(ws):
         what = "encoder transferred, fresh decoder and head" if pre[1] == "encoder" else "the whole UNet transferred"
-        pseed = f", pretraining seed {args.pretrain_seed}" if args.pretrain_seed else ""
+        pseed = pretraining_suffix(args, None, ", pretraining seed ")
         start = (
             f"from ONE self-supervised `{pre[0]}` checkpoint ({args.pretrain_steps} steps{pseed} of "
             f"`configs/pretrain/{pre[0]}.yaml` at the `pretrain-camvid` budget on the train+val images, labels "
             f"unread; {what}; pretraining never trains the 1x1 class head)"
         )
         title = f"{args.steps} steps from `{pre[0]}` pretraining" + (", encoder only" if pre[1] == "encoder" else "")
-        title += budget_suffix(args.pretrain_steps, PRETRAIN_STEPS, ", pretraining steps ") + pseed
+        title += pretraining_suffix(args, ", pretraining steps ", ", pretraining seed ")
     else:
         start = (
             "from one shared supervised checkpoint per fraction: the supervised benchmark's run of that fraction "

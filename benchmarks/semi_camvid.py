@@ -75,6 +75,9 @@ VARIANTS = {
     "unimatch_cw_nophoto": ("unimatch", ["method_args.unlabeled_class_weights=true", *NO_PHOTO]),
     # AEL's pseudo-label terms ramped up over the first quarter (from random init its road drifts to sign)
     "ael_rampup": ("ael", ["method_args.rampup=0.25"]),
+    # fine-tuning a pretrained start with its encoder at a tenth of the lr (the backbone / head ratio of the
+    # DeepLab, CPS and UniMatch code): keeps what pretraining learnt while the fresh head settles
+    "supervised_enclr0.1": ("supervised", ["train.encoder_lr_mult=0.1"]),
 }
 FRACTIONS = ["1/16", "1/8", "1/4"]
 DEFAULT_STEPS = 300

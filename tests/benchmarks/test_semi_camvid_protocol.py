@@ -64,3 +64,16 @@ def test_self_supervised_warm_start_names_method_and_part():
     assert semi_camvid.variant(longer, "_") == "_3000_wspixpro_unet-p1500-pseed1"
     assert "--pretrain-steps 1500 --pretrain-seed 1" in semi_camvid.command(longer)
     assert semi_camvid.variant(_args(steps=3000, pretrain_steps=1500), "_") == "_3000"  # no warm start, no name
+
+
+def test_every_variant_row_loads_its_config_with_its_overrides():
+    """A variant row (`--methods NAME`) is a config plus overrides; a misspelt key must fail here, not after a
+    35-minute run. method_args keys are checked by the method itself, so only config sections are checked."""
+    from segssl.config import load_config
+
+    root = Path(semi_camvid.__file__).resolve().parents[1]
+    for name, (base, extra) in semi_camvid.VARIANTS.items():
+        cfg = load_config(root / "configs" / "semi" / f"{base}.yaml", extra)
+        assert cfg["method"] == base, name
+    cfg = load_config(root / "configs" / "semi" / "supervised.yaml", semi_camvid.VARIANTS["supervised_enclr0.1"][1])
+    assert cfg["train"]["encoder_lr_mult"] == 0.1

@@ -154,22 +154,27 @@ def supervised_start(args) -> bool:
 
 
 def random_init_line(args) -> str:
-    """The same budget's random-init supervised cells (every seed run), the reference a pretraining must beat."""
+    """The same budget's random-init supervised cells (every seed run), the reference a pretraining must beat;
+    a supervised variant run from random init too (e.g. `supervised_enclr0.1`) is its control, listed after it."""
     ref = argparse.Namespace(**{**vars(args), "warmstart": "0", "tag": ""})
-    rd = ROOT / "benchmarks" / "runs" / f"semi_camvid{variant(ref, '_')}" / "supervised"
-    cells = []
-    for frac in [*FRACTIONS, "all"]:
-        seeds = [
-            f"{met['miou']:.1f}"
-            for sd in range(MAX_SEED + 1)
-            if (met := load_json(rd / cell(frac, sd) / "metrics.json"))
-        ]
-        if seeds:
-            cells.append(f"{frac} {' / '.join(seeds)}")
-    found = "; ".join(cells) if cells else "not run yet"
+    runs = ROOT / "benchmarks" / "runs" / f"semi_camvid{variant(ref, '_')}"
+    controls = [v for v, (base, _) in VARIANTS.items() if base == "supervised" and (runs / v).is_dir()]
+    found = []
+    for row in ["supervised", *controls]:
+        cells = []
+        for frac in [*FRACTIONS, "all"]:
+            seeds = [
+                f"{met['miou']:.1f}"
+                for sd in range(MAX_SEED + 1)
+                if (met := load_json(runs / row / cell(frac, sd) / "metrics.json"))
+            ]
+            if seeds:
+                cells.append(f"{frac} {' / '.join(seeds)}")
+        if cells:
+            found.append(("" if row == "supervised" else f"`{row}` ") + "; ".join(cells))
     return (
         f"\nSupervised from random init at the same budget (section `semi-camvid{variant(ref, '-')}`, "
-        f"final test mIoU, one value per training seed): {found}.\n"
+        f"final test mIoU, one value per training seed): {' — '.join(found) if found else 'not run yet'}.\n"
     )
 
 

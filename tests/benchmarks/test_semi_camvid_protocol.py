@@ -77,3 +77,25 @@ def test_every_variant_row_loads_its_config_with_its_overrides():
         assert cfg["method"] == base, name
     cfg = load_config(root / "configs" / "semi" / "supervised.yaml", semi_camvid.VARIANTS["supervised_enclr0.1"][1])
     assert cfg["train"]["encoder_lr_mult"] == 0.1
+
+
+def test_random_init_line_lists_the_baseline_and_a_supervised_variant_control(tmp_path, monkeypatch):
+    """A pretrained table quotes the random-init cells it must beat, and the same variant from random init
+    (the control that tells a pretraining's gain from the variant's own)."""
+    import json
+
+    runs = tmp_path / "benchmarks" / "runs" / "semi_camvid_3000"
+    for row, cell, miou in [
+        ("supervised", "1-8", 41.01),
+        ("supervised", "1-8-seed1", 41.12),
+        ("supervised", "all", 43.4),
+        ("supervised_enclr0.1", "1-8", 39.04),
+        ("ael", "1-8", 50.0),  # not a supervised variant: never a control
+    ]:
+        (runs / row / cell).mkdir(parents=True)
+        (runs / row / cell / "metrics.json").write_text(json.dumps({"miou": miou}))
+    monkeypatch.setattr(semi_camvid, "ROOT", tmp_path)
+    line = semi_camvid.random_init_line(_args(steps=3000, warmstart="pixpro_unet"))
+    assert "section `semi-camvid-3000`" in line
+    assert "1/8 41.0 / 41.1; all 43.4 — `supervised_enclr0.1` 1/8 39.0." in line
+    assert "50.0" not in line

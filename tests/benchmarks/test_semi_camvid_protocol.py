@@ -99,3 +99,20 @@ def test_random_init_line_lists_the_baseline_and_a_supervised_variant_control(tm
     assert "section `semi-camvid-3000`" in line
     assert "1/8 41.0 / 41.1; all 43.4 — `supervised_enclr0.1` 1/8 39.0." in line
     assert "50.0" not in line
+
+
+def test_random_init_line_finds_a_control_only_in_the_archive(tmp_path, monkeypatch):
+    """On a fresh checkout only benchmarks/results/ holds the runs; the control must still be quoted."""
+    import json
+
+    import common
+
+    results = tmp_path / "benchmarks" / "results"
+    for row, miou in [("supervised", 41.01), ("supervised_enclr0.1", 39.04)]:
+        (results / "semi_camvid_3000" / row / "1-8").mkdir(parents=True)
+        (results / "semi_camvid_3000" / row / "1-8" / "metrics.json").write_text(json.dumps({"miou": miou}))
+    monkeypatch.setattr(semi_camvid, "ROOT", tmp_path)
+    monkeypatch.setattr(common, "RUNS", tmp_path / "benchmarks" / "runs")
+    monkeypatch.setattr(common, "RESULTS", results)
+    line = semi_camvid.random_init_line(_args(steps=3000, warmstart="pixpro_unet"))
+    assert "1/8 41.0 — `supervised_enclr0.1` 1/8 39.0." in line

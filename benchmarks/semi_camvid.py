@@ -342,8 +342,22 @@ def warm_start(out: Path, frac: str, labeled: list[str], args) -> list[str]:
         )
     ckpt = rd / "checkpoints" / "last.ckpt"
     if not ((rd / "bench.json").is_file() and ckpt.is_file()):
-        finish(run_segssl(cmd, rd, log), rd)
+        before = load_json(rd / "metrics.json")  # the archived result of the warm start the table was made from
+        info = run_segssl(cmd, rd, log)
+        check_same_warm_start(before, load_json(rd / "metrics.json"), rd)
+        finish(info, rd)
     return [f"model.init={ckpt}", *parts]
+
+
+def check_same_warm_start(before: dict | None, now: dict | None, rd: Path) -> None:
+    """A re-trained warm start must be the one the archived rows started from, or its rows would silently mix
+    with theirs (seeded runs differ across CPU models); the archive is left as it was."""
+    if before and now and before["miou"] != now["miou"]:
+        raise SystemExit(
+            f"{rd}: the re-trained warm start scores {now['miou']} mIoU, the archived one {before['miou']} (another "
+            f"CPU model or thread count?); its rows would mix with the archived ones: rerun with a new --tag, after "
+            f"moving {rd} to that tag's folder to keep it"
+        )
 
 
 RESUMED_NOTE = " `*` = resumed after an interruption: the minutes of its last part only."

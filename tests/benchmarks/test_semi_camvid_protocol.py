@@ -116,3 +116,13 @@ def test_random_init_line_finds_a_control_only_in_the_archive(tmp_path, monkeypa
     monkeypatch.setattr(common, "RESULTS", results)
     line = semi_camvid.random_init_line(_args(steps=3000, warmstart="pixpro_unet"))
     assert "1/8 41.0 — `supervised_enclr0.1` 1/8 39.0." in line
+
+
+def test_a_re_trained_warm_start_must_match_the_archived_one(tmp_path):
+    """Seeded runs differ across CPU models (41.01 on AMD, 41.30 on Intel): the table must refuse to mix them."""
+    import pytest
+
+    semi_camvid.check_same_warm_start(None, {"miou": 41.3}, tmp_path)  # nothing archived: a first run
+    semi_camvid.check_same_warm_start({"miou": 41.0134}, {"miou": 41.0134}, tmp_path)  # the same weights
+    with pytest.raises(SystemExit, match=r"re-trained warm start scores 41.3018 mIoU, the archived one 41.0134"):
+        semi_camvid.check_same_warm_start({"miou": 41.0134}, {"miou": 41.3018}, tmp_path)

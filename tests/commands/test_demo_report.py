@@ -21,7 +21,7 @@ def test_demo_runs_every_stage_and_reports_their_numbers(demo_dir):
     stages = demo.plan_stages(fast=True)
     names = [s.name for s in stages]
     assert names[:2] == ["supervised_all", "supervised_1of8"]
-    assert {"pixpro_pretrain", "pixpro_finetune_1of8", "ael_1of8"} <= set(names)  # all registered here
+    assert {"pixpro_pretrain", "pixpro_finetune_1of8", "unimatch_1of8"} <= set(names)  # all registered here
     html = (demo_dir / "report" / "index.html").read_text()
     scored = 0
     for s in stages:
@@ -37,12 +37,12 @@ def test_demo_runs_every_stage_and_reports_their_numbers(demo_dir):
     # the fine-tuning run really started from the pretraining checkpoint, the semi run from supervised 1/8
     ft = yaml.safe_load((demo_dir / "pixpro_finetune_1of8" / "config.yaml").read_text())
     assert ft["model"]["init"] == str(demo_dir / "pixpro_pretrain" / "checkpoints" / "last.ckpt")
-    semi = yaml.safe_load((demo_dir / "ael_1of8" / "config.yaml").read_text())
+    semi = yaml.safe_load((demo_dir / "unimatch_1of8" / "config.yaml").read_text())
     assert semi["model"]["init"].endswith("supervised_1of8/checkpoints/last.ckpt")
     # same seed and fraction: the 1/8 runs share one labeled split (2 of the 16 generated train images)
     labeled = [
         (demo_dir / n / "splits" / "labeled.txt").read_text()
-        for n in ("supervised_1of8", "pixpro_finetune_1of8", "ael_1of8")
+        for n in ("supervised_1of8", "pixpro_finetune_1of8", "unimatch_1of8")
     ]
     assert labeled[0] == labeled[1] == labeled[2] and len(labeled[0].split()) == 2
     for f in ("pictures.png", "per_class_iou.png", "label_efficiency.png", "confusion_supervised_all.png"):
@@ -91,5 +91,5 @@ def test_default_demo_plan_configs(tmp_path):
     assert pre["views"] == demo.PIXPRO_VIEWS
     ft_init = cfgs["pixpro_finetune_1of8"]["model"]["init"]
     assert ft_init == str(tmp_path / "pixpro_pretrain" / "checkpoints" / "last.ckpt")
-    semi = cfgs["ael_1of8"]
+    semi = cfgs["unimatch_1of8"]
     assert semi["train"]["max_steps"] == demo.SEMI_STEPS and semi["model"]["init"].startswith(str(tmp_path))

@@ -109,9 +109,7 @@ def plan_stages(fast: bool) -> list[Stage]:
                 init_from="pixpro_pretrain",
             )
         )
-    # the best measured method of this protocol (a continuation of the supervised 1/8 run) on CamVid: AEL beat
-    # supervised in every seed (BENCHMARKS.md, tables s13); UniMatch, next in line, tied or lost there
-    semi = next((m for m in ("ael", "unimatch", "fixmatch") if m in METHODS), None)
+    semi = next((m for m in ("unimatch", "fixmatch") if m in METHODS), None)
     if semi:
         # started from the supervised 1/8 run (self-training on top of it): within the demo's minutes,
         # a semi-supervised run from scratch would get a quarter of the supervised steps

@@ -109,6 +109,8 @@ def plan_stages(fast: bool) -> list[Stage]:
                 init_from="pixpro_pretrain",
             )
         )
+    # UniMatch, not AEL: AEL beats supervised on CamVid only after 600+ continuation steps, and at this
+    # stage's 40 (or 150) steps on the generated data it lost to supervised_1of8 (BENCHMARKS.md, sessions 14-15)
     semi = next((m for m in ("unimatch", "fixmatch") if m in METHODS), None)
     if semi:
         # started from the supervised 1/8 run (self-training on top of it): within the demo's minutes,

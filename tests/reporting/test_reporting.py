@@ -212,3 +212,22 @@ def test_bad_run_dirs_name_the_path(tmp_path):
     (bad / "metrics.json").write_text("{not json")
     with pytest.raises(SegsslError, match="metrics.json"):
         load_run(bad)
+
+
+def test_a_long_plot_title_is_wrapped_inside_the_figure():
+    """A benchmark's protocol title (~120 characters) was cut off at both edges of its PNG."""
+    from segssl.reporting.plots import _plt, set_wrapped_title
+
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(6.5, 4))
+    title = (
+        "CamVid test mIoU vs labeled fraction (1200 steps after a shared 3000-step supervised warm start, "
+        "table `s15`, final checkpoint)"
+    )
+    set_wrapped_title(ax, title)
+    fig.tight_layout()
+    fig.canvas.draw()
+    box = ax.title.get_window_extent()
+    assert "\n" in ax.title.get_text() and ax.title.get_text().replace("\n", " ") == title
+    assert box.x0 >= 0 and box.x1 <= fig.bbox.width
+    plt.close(fig)

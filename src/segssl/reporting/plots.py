@@ -68,7 +68,7 @@ def confusion_matrix_plot(
                     )
     fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04, label="% of ground-truth pixels")
     if title:
-        ax.set_title(title, fontsize=10)
+        set_wrapped_title(ax, title)
     fig.tight_layout()
     return _save(fig, path)
 
@@ -110,7 +110,7 @@ def per_class_iou_plot(
     ax.set_axisbelow(True)
     ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
     if title:
-        ax.set_title(title, fontsize=10)
+        set_wrapped_title(ax, title)
     fig.tight_layout()
     return _save(fig, path)
 
@@ -209,9 +209,19 @@ def label_efficiency_plot(
     else:
         ax.legend(fontsize=8)
     if title:
-        ax.set_title(title, fontsize=10)
+        set_wrapped_title(ax, title)
     fig.tight_layout()
     return _save(fig, path)
+
+
+def set_wrapped_title(ax, title: str, fontsize: int = 10) -> None:
+    """Title wrapped to the figure's width: a benchmark's long protocol title would otherwise be cut off at both
+    edges of the PNG (tight_layout does not shrink titles)."""
+    import textwrap
+
+    width_pt = ax.figure.get_figwidth() * 72
+    chars = max(int(width_pt / (0.55 * fontsize)), 20)  # ~0.55 em per character of the default sans-serif
+    ax.set_title(textwrap.fill(title, chars), fontsize=fontsize)
 
 
 def _save(fig, path: Path) -> Path:

@@ -153,6 +153,12 @@ def supervised_start(args) -> bool:
     return args.warmstart != "0" and not pretrained(args.warmstart)
 
 
+def seed_mious(row: Path, frac: str) -> dict[int, float]:
+    """Final test mIoU of every training seed run of one row's cell (seed 0 = the main cell), here or archived."""
+    found = ((sd, load_json(row / cell(frac, sd) / "metrics.json")) for sd in range(MAX_SEED + 1))
+    return {sd: met["miou"] for sd, met in found if met}
+
+
 def random_init_line(args) -> str:
     """The same budget's random-init supervised cells (every seed run), the reference a pretraining must beat;
     a supervised variant run from random init too (e.g. `supervised_enclr0.1`) is its control, listed after it."""
@@ -164,13 +170,8 @@ def random_init_line(args) -> str:
     for row in ["supervised", *controls]:
         cells = []
         for frac in [*FRACTIONS, "all"]:
-            seeds = [
-                f"{met['miou']:.1f}"
-                for sd in range(MAX_SEED + 1)
-                if (met := load_json(runs / row / cell(frac, sd) / "metrics.json"))
-            ]
-            if seeds:
-                cells.append(f"{frac} {' / '.join(seeds)}")
+            if seeds := seed_mious(runs / row, frac):
+                cells.append(f"{frac} {' / '.join(f'{v:.1f}' for v in seeds.values())}")
         if cells:
             found.append(("" if row == "supervised" else f"`{row}` ") + "; ".join(cells))
     return (
@@ -407,7 +408,7 @@ def write_table(out: Path, args) -> None:
     reps = []
     for m in METHODS + ran:
         for frac in FRACTIONS:
-            seeds = {sd: met["miou"] for sd in range(MAX_SEED + 1) if (met := result(m, frac, sd)[0])}
+            seeds = seed_mious(out / m, frac)
             if len(seeds) < 2 or 0 not in seeds:
                 continue
             points += [{"method": m, "fraction": float(Fraction(frac)), "miou": v} for sd, v in seeds.items() if sd]

@@ -16,7 +16,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import ROOT, budget_suffix, finish, fmt, header, load_json, run_segssl, sets, write_section  # noqa: E402
 
-METHODS = ["pixpro_unet", "densecl", "pass_align", "pixpro_allpairs"]
+METHODS = ["pixpro_unet", "densecl", "pass_align", "pixpro_allpairs", "pixpro_unet_region"]
 FINETUNE = "configs/benchmarks/camvid_supervised.yaml"
 DEFAULT_STEPS = 300
 RUNS = ROOT / "benchmarks" / "runs" / "pretrain_camvid"  # the default budget's runs (random init lives here)

@@ -113,7 +113,7 @@ def test_unknown_method_arg_is_a_user_error():
         _method("pixpro", num_anchor=3)
 
 
-@pytest.mark.parametrize("config", ["pixpro_unet.yaml", "pixpro_allpairs.yaml"])
+@pytest.mark.parametrize("config", ["pixpro_unet.yaml", "pixpro_unet_region.yaml", "pixpro_allpairs.yaml"])
 def test_pretrain_then_finetune_end_to_end(tmp_path, config):
     sets = lambda over: sum((["--set", o] for o in over), [])  # noqa: E731
     extra = {"train.log_every_steps": 1}

@@ -127,15 +127,19 @@ def cell(frac: str, seed: int) -> str:
     return slug(frac) + (f"-seed{seed}" if seed else "")
 
 
-def split_file(out: Path, frac: str, seed: int) -> str:
-    """`--labeled` of a cell: the fraction itself (seed-0 split), or for a replicate the seed-0 supervised
-    run's split file, so that a replicate differs from its seed-0 cell only in the training seed."""
+def split_file(out: Path, frac: str, seed: int, method: str = "supervised") -> str:
+    """`--labeled` of a cell: the fraction itself (seed-0 split), or for a replicate the split file of a seed-0
+    cell of the same table (the supervised row's, else the method's own: every seed-0 cell draws the same
+    split), so that a replicate differs from its seed-0 cell only in the training seed."""
     if not seed:
         return frac
-    labeled = out / "supervised" / slug(frac) / "splits" / "labeled.txt"
-    if found := located(labeled):
-        return str(found)
-    raise SystemExit(f"--seed {seed}: {labeled} not found; run the seed-0 supervised cell of {frac} first")
+    rows = dict.fromkeys(["supervised", method])
+    for row in rows:
+        if found := located(out / row / slug(frac) / "splits" / "labeled.txt"):
+            return str(found)
+    raise SystemExit(
+        f"--seed {seed}: no seed-0 split file of {frac} under {out} (run the seed-0 cell of {' or '.join(rows)} first)"
+    )
 
 
 def variant(args, sep: str) -> str:
@@ -286,7 +290,7 @@ def main() -> None:
                 rd = out / m / cell(frac, args.seed)
                 if load_json(rd / "bench.json"):
                     continue
-                labeled = [] if frac == "all" else ["--labeled", split_file(out, frac, args.seed)]
+                labeled = [] if frac == "all" else ["--labeled", split_file(out, frac, args.seed, m)]
                 init = [] if args.warmstart == "0" else warm_start(out, frac, labeled, args)
                 base, extra = VARIANTS.get(m, ("supervised" if m == ORACLE else m, []))
                 seed = [f"seed={args.seed}"] if args.seed else []

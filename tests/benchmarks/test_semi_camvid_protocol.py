@@ -126,3 +126,22 @@ def test_a_re_trained_warm_start_must_match_the_archived_one(tmp_path):
     semi_camvid.check_same_warm_start({"miou": 41.0134}, {"miou": 41.0134}, tmp_path)  # the same weights
     with pytest.raises(SystemExit, match=r"re-trained warm start scores 41.3018 mIoU, the archived one 41.0134"):
         semi_camvid.check_same_warm_start({"miou": 41.0134}, {"miou": 41.3018}, tmp_path)
+
+
+def test_a_replicate_takes_the_seed0_split_of_the_supervised_row_else_its_own_row(tmp_path):
+    """A variant row run without a supervised row (e.g. only `supervised_enclr0.1` from a new pretraining) must
+    still get replicates on the seed-0 split file; nothing to copy it from is a one-line error."""
+    import pytest
+
+    out = tmp_path / "table"
+    assert semi_camvid.split_file(out, "1/8", 0, "supervised_enclr0.1") == "1/8"  # seed 0 draws the split
+    with pytest.raises(SystemExit, match=r"no seed-0 split file of 1/8 .* supervised or supervised_enclr0.1 first"):
+        semi_camvid.split_file(out, "1/8", 1, "supervised_enclr0.1")
+    own = out / "supervised_enclr0.1" / "1-8" / "splits" / "labeled.txt"
+    own.parent.mkdir(parents=True)
+    own.write_text("a\nb\n")
+    assert semi_camvid.split_file(out, "1/8", 1, "supervised_enclr0.1") == str(own)
+    sup = out / "supervised" / "1-8" / "splits" / "labeled.txt"
+    sup.parent.mkdir(parents=True)
+    sup.write_text("a\nb\n")
+    assert semi_camvid.split_file(out, "1/8", 2, "supervised_enclr0.1") == str(sup)  # the supervised row's first

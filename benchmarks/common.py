@@ -28,15 +28,19 @@ ARCHIVED = ("metrics.json", "metrics_best.json", "bench.json", "splits/labeled.t
 SEGSSL = [sys.executable, "-m", "segssl.cli"]
 
 
-def machine() -> str:
-    cpu = "unknown CPU"
+def cpu_model(cpuinfo: Path = Path("/proc/cpuinfo")) -> str:
+    """The CPU's model name (seeded CPU runs are not bit-identical across models, so every run records it)."""
     try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
+        for line in cpuinfo.read_text().splitlines():
             if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
+                return line.split(":", 1)[1].strip()
     except OSError:
         pass
+    return "unknown CPU"
+
+
+def machine() -> str:
+    cpu = cpu_model()
     gpu = ""
     try:
         import torch
@@ -65,7 +69,15 @@ def run_segssl(args: list[str], run_dir: Path, log: Path) -> dict:
     peak_kb = usage.ru_maxrss  # KiB on Linux
     if rc != 0:
         raise SystemExit(f"benchmark run failed (rc {rc}); see {log}")
-    return {"wall_s": wall, "peak_rss_mb": peak_kb / 1024, "resumed": resume}
+    # the CPU model and thread cap too: a seeded run reproduces only on the same model at the same thread count
+    threads = os.environ.get("SEGSSL_THREADS")
+    return {
+        "wall_s": wall,
+        "peak_rss_mb": peak_kb / 1024,
+        "resumed": resume,
+        "cpu": cpu_model(),
+        "threads": int(threads) if threads else None,
+    }
 
 
 def budget_suffix(steps: int, default: int, sep: str) -> str:

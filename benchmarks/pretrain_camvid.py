@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import ROOT, budget_suffix, finish, fmt, header, load_json, run_segssl, sets, write_section  # noqa: E402
+from common import ROOT, archived, budget_suffix, finish, fmt, header, load_json, run_segssl, sets, write_section  # noqa: E402
 
 METHODS = ["pixpro_unet", "densecl", "pass_align", "pixpro_allpairs", "pixpro_unet_region"]
 FINETUNE = "configs/benchmarks/camvid_supervised.yaml"
@@ -153,6 +153,11 @@ def finetune_sets(ckpt: str, spec: str) -> list[str]:
     return [f"model.init={ckpt}", f"model.init_parts={part}", f"train.encoder_lr_mult={mult:g}"]
 
 
+def ran(base: Path) -> bool:
+    """Whether a method's run folder exists here or, on a fresh checkout, in the committed archive."""
+    return base.exists() or archived(base).exists()
+
+
 def write_table(out: Path, args) -> None:
     sup = load_json(ROOT / "benchmarks" / "runs" / "supervised_camvid" / "1-8" / "metrics.json")
     rows = [
@@ -163,9 +168,9 @@ def write_table(out: Path, args) -> None:
     ]
     for m in ["random", *METHODS]:
         base = out / m
-        if m == "random" and not base.exists():  # random init has no pretraining budget: share its row
+        if m == "random" and not ran(base):  # random init has no pretraining budget: share its row
             base = RUNS / m
-        if args.steps != DEFAULT_STEPS and not base.exists():
+        if args.steps != DEFAULT_STEPS and not ran(base):
             continue  # a longer-budget table lists only the methods run at that budget
         pre = load_json(base / "pretrain" / "bench.json")
         lin, knn = load_json(base / "linear" / "metrics.json"), load_json(base / "knn" / "metrics.json")

@@ -104,6 +104,11 @@ def located(p: Path) -> Path | None:
     return next((q for q in (Path(p), archived(p)) if q.is_file()), None)
 
 
+def ran(run_dir: Path) -> bool:
+    """Whether a run folder exists here or, on a fresh checkout, in the committed archive (`located` for folders)."""
+    return Path(run_dir).exists() or archived(run_dir).exists()
+
+
 def finish(info: dict, run_dir: Path) -> None:
     """Mark a run finished (bench.json) and archive its small result files under benchmarks/results/."""
     save_json(info, run_dir / "bench.json")

@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import ROOT, archived, budget_suffix, finish, fmt, header, load_json, run_segssl, sets, write_section  # noqa: E402
+from common import ROOT, budget_suffix, finish, fmt, header, load_json, ran, run_segssl, sets, write_section  # noqa: E402
 
 METHODS = ["pixpro_unet", "densecl", "pass_align", "pixpro_allpairs", "pixpro_unet_region"]
 FINETUNE = "configs/benchmarks/camvid_supervised.yaml"
@@ -151,11 +151,6 @@ def finetune_dir(spec: str) -> str:
 def finetune_sets(ckpt: str, spec: str) -> list[str]:
     part, mult = _part(spec)
     return [f"model.init={ckpt}", f"model.init_parts={part}", f"train.encoder_lr_mult={mult:g}"]
-
-
-def ran(base: Path) -> bool:
-    """Whether a method's run folder exists here or, on a fresh checkout, in the committed archive."""
-    return base.exists() or archived(base).exists()
 
 
 def write_table(out: Path, args) -> None:

@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import ROOT, archived, finish, fmt, header, load_json, run_segssl, save_json, throughput, write_section  # noqa: E402
+from common import ROOT, finish, fmt, header, load_json, located, run_segssl, save_json, throughput, write_section  # noqa: E402
 
 CONFIG = "configs/benchmarks/camvid_supervised.yaml"
 FRACTIONS = ["1/16", "1/8", "1/4", "all"]
@@ -60,9 +60,7 @@ def write_table(out: Path, args) -> None:
             load_json(rd / "bench.json"),
             load_json(rd / "metrics_best.json"),
         )
-        split_file = next(
-            (p for p in (rd / "splits" / "labeled.txt", archived(rd / "splits" / "labeled.txt")) if p.is_file()), None
-        )
+        split_file = located(rd / "splits" / "labeled.txt")
         n = len(split_file.read_text().split()) if split_file else 367
         if not (m and b):
             rows.append(f"| {frac} ({n if frac == 'all' else '…'}) | not run yet | | | | | |")

@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import ROOT, finish, fmt, header, load_json, located, run_segssl, save_json, throughput, write_section  # noqa: E402
+from common import ROOT, finish, fmt, header, load_json, located, ran, run_segssl, save_json, throughput, write_section  # noqa: E402
 
 CONFIG = "configs/benchmarks/camvid_supervised.yaml"
 FRACTIONS = ["1/16", "1/8", "1/4", "all"]
@@ -53,7 +53,7 @@ def write_table(out: Path, args) -> None:
         "steps | wall-clock min | peak RSS MiB |",
         "|---|---|---|---|---|---|---|",
     ]
-    for frac in [f for f in FRACTIONS if (out / slug(f)).exists() or not args.steps]:
+    for frac in [f for f in FRACTIONS if ran(out / slug(f)) or not args.steps]:
         rd = out / slug(frac)
         m, b, mb = (
             load_json(rd / "metrics.json"),

@@ -109,6 +109,27 @@ def ran(run_dir: Path) -> bool:
     return Path(run_dir).exists() or archived(run_dir).exists()
 
 
+MAX_SEED = 4  # training-seed replicates a table looks for (`--seed 1..MAX_SEED`)
+
+
+def seeded(name: str, seed: int) -> str:
+    """Run folder of a training-seed replicate: `name` for seed 0, `name-seedN` for seed N."""
+    return name + (f"-seed{seed}" if seed else "")
+
+
+def seed_metrics(parent: Path, name: str) -> dict[int, dict]:
+    """metrics.json of every training seed run of one cell (seed 0 = the cell itself), here or archived."""
+    found = ((sd, load_json(Path(parent) / seeded(name, sd) / "metrics.json")) for sd in range(MAX_SEED + 1))
+    return {sd: met for sd, met in found if met}
+
+
+def seeds_cell(mious: dict[int, float]) -> str:
+    """A table cell of several training seeds: the one value, or the mean with how many seeds made it."""
+    if len(mious) < 2:
+        return fmt(next(iter(mious.values()), None))
+    return f"{sum(mious.values()) / len(mious):.1f} (mean of {len(mious)})"
+
+
 def finish(info: dict, run_dir: Path) -> None:
     """Mark a run finished (bench.json) and archive its small result files under benchmarks/results/."""
     save_json(info, run_dir / "bench.json")

@@ -14,12 +14,35 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import ROOT, budget_suffix, finish, fmt, header, load_json, ran, run_segssl, sets, write_section  # noqa: E402
+from common import (  # noqa: E402
+    ROOT,
+    budget_suffix,
+    finish,
+    fmt,
+    header,
+    load_json,
+    located,
+    ran,
+    run_segssl,
+    seed_metrics,
+    seeded,
+    seeds_cell,
+    sets,
+    write_section,
+)
 
 METHODS = ["pixpro_unet", "densecl", "pass_align", "pixpro_allpairs", "pixpro_unet_region"]
 FINETUNE = "configs/benchmarks/camvid_supervised.yaml"
 DEFAULT_STEPS = 300
 RUNS = ROOT / "benchmarks" / "runs" / "pretrain_camvid"  # the default budget's runs (random init lives here)
+SUPERVISED = ROOT / "benchmarks" / "runs" / "supervised_camvid"  # the 1/8 baseline and its split file
+# the fine-tuning columns of the table: what transfers (and the encoder's lr multiplier), by --finetune-parts spec
+COLUMNS = {
+    "all": "fine-tuned 1/8 mIoU (final)",
+    "all@0.1": "fine-tuned 1/8 at 0.1x encoder lr (final)",
+    "encoder": "fine-tuned 1/8, encoder only (final)",
+    "encoder@0.1": "fine-tuned 1/8, encoder only at 0.1x encoder lr (final)",
+}
 # the fine-tuning config's UNet (decoder 128-64-32-32-32), so every pretrained weight transfers
 DECODER = "model.decoder_channels=[128,64,32,32,32]"
 # one fixed pretraining budget for every method: steps x batch at one view size
@@ -86,6 +109,13 @@ def main() -> None:
         "(the pretrained encoder with a fresh decoder and head: the image-level papers' protocol); PART@M also "
         "sets train.encoder_lr_mult=M (e.g. encoder@0.1: the pretrained encoder fine-tuned at a tenth of the lr)",
     )
+    ap.add_argument(
+        "--seed",
+        type=int,
+        default=0,
+        help="training seed of a fine-tuning replicate (folder finetune..._1-8-seedN; the supervised baseline's "
+        "seed-0 split file is kept, so only the training seed differs)",
+    )
     ap.add_argument("--out", help="run folder (default benchmarks/runs/pretrain_camvid[_STEPS])")
     ap.add_argument("--table-only", action="store_true")
     args = ap.parse_args()
@@ -97,7 +127,7 @@ def main() -> None:
             base = out / m
             parts = args.finetune_parts.split(",")
             todo = [s for s in ("linear", "knn") if s in stages] + (
-                [finetune_dir(p) for p in parts] if "finetune" in stages and not args.no_finetune else []
+                [finetune_dir(p, args.seed) for p in parts] if "finetune" in stages and not args.no_finetune else []
             )
             if m == "random":
                 ckpt = "random"
@@ -118,7 +148,7 @@ def main() -> None:
                 )
             for part in parts if m != "random" and not args.no_finetune and "finetune" in stages else []:
                 stage(
-                    base / finetune_dir(part),
+                    base / finetune_dir(part, args.seed),
                     [
                         "train",
                         "--config",
@@ -126,8 +156,8 @@ def main() -> None:
                         "--data",
                         args.data,
                         "--labeled",
-                        "1/8",
-                        *sets(finetune_sets(ckpt, part)),
+                        split_of(args.seed),
+                        *sets([*finetune_sets(ckpt, part), *([f"seed={args.seed}"] if args.seed else [])]),
                     ],
                     log,
                 )
@@ -142,10 +172,22 @@ def _part(spec: str) -> tuple[str, float]:
     return part, float(mult or 1.0)
 
 
-def finetune_dir(spec: str) -> str:
+def finetune_dir(spec: str, seed: int = 0) -> str:
+    """Run folder of one fine-tuning cell (`seed` > 0: a training-seed replicate of it)."""
     part, mult = _part(spec)
     name = "" if part == "all" else f"_{part}"
-    return f"finetune{name}{'' if mult == 1.0 else f'_lr{mult:g}'}_1-8"
+    return seeded(f"finetune{name}{'' if mult == 1.0 else f'_lr{mult:g}'}_1-8", seed)
+
+
+def split_of(seed: int) -> str:
+    """`--labeled` of a fine-tune: 1/8 drawn with seed 0 (the supervised baseline's draw), or for a replicate
+    the baseline's split file itself, since `seed=N` would draw another 1/8."""
+    if not seed:
+        return "1/8"
+    found = located(SUPERVISED / "1-8" / "splits" / "labeled.txt")
+    if not found:
+        raise SystemExit(f"--seed {seed}: no 1/8 split file under {SUPERVISED} (run benchmarks/supervised_camvid.py)")
+    return str(found)
 
 
 def finetune_sets(ckpt: str, spec: str) -> list[str]:
@@ -153,14 +195,26 @@ def finetune_sets(ckpt: str, spec: str) -> list[str]:
     return [f"model.init={ckpt}", f"model.init_parts={part}", f"train.encoder_lr_mult={mult:g}"]
 
 
+def finetune_mious(base: Path, spec: str) -> dict[int, float]:
+    """Final test mIoU of every training seed of one fine-tuning cell."""
+    return {sd: met["miou"] for sd, met in seed_metrics(base, finetune_dir(spec)).items()}
+
+
+def random_cell(spec: str, sup: dict[int, float]) -> dict[int, float]:
+    """Random init's fine-tuning cells: the supervised baseline wherever the encoder lr is unchanged (random
+    weights have no encoder or decoder to transfer); a slower encoder from random init was never run."""
+    return {} if "@" in spec else sup
+
+
 def write_table(out: Path, args) -> None:
-    sup = load_json(ROOT / "benchmarks" / "runs" / "supervised_camvid" / "1-8" / "metrics.json")
+    sup = {sd: met["miou"] for sd, met in seed_metrics(SUPERVISED, "1-8").items()}  # same budget, random init
     rows = [
         "| init | pretrain min | pretrain images/s | peak RSS MiB | linear probe mIoU | kNN mIoU | "
-        "fine-tuned 1/8 mIoU (final) | fine-tuned 1/8, encoder only (final) | "
-        "fine-tuned 1/8, encoder only at 0.1x encoder lr (final) |",
-        "|---|---|---|---|---|---|---|---|---|",
+        + " | ".join(COLUMNS.values())
+        + " |",
+        "|---|---|---|---|---|---|" + "---|" * len(COLUMNS),
     ]
+    replicates = []
     for m in ["random", *METHODS]:
         base = out / m
         if m == "random" and not ran(base):  # random init has no pretraining budget: share its row
@@ -169,19 +223,34 @@ def write_table(out: Path, args) -> None:
             continue  # a longer-budget table lists only the methods run at that budget
         pre = load_json(base / "pretrain" / "bench.json")
         lin, knn = load_json(base / "linear" / "metrics.json"), load_json(base / "knn" / "metrics.json")
-        ft = sup if m == "random" else load_json(base / "finetune_1-8" / "metrics.json")
-        enc = sup if m == "random" else load_json(base / finetune_dir("encoder") / "metrics.json")
-        slow = None if m == "random" else load_json(base / finetune_dir("encoder@0.1") / "metrics.json")
-        if not (pre or lin or knn or ft):
-            rows.append(f"| {m} | not run yet | | | | | | | |")
+        fts = {c: random_cell(c, sup) if m == "random" else finetune_mious(base, c) for c in COLUMNS}
+        if not (pre or lin or knn or any(fts.values())):
+            rows.append(f"| {m} | not run yet |" + " |" * (4 + len(COLUMNS)))
             continue
         ips = pre and pre["wall_s"] and args.steps * 8 / pre["wall_s"]
+        cells = [
+            seeds_cell(v) + (" (supervised 1/8 baseline)" if m == "random" and c == "all" else "")
+            for c, v in fts.items()
+        ]
         rows.append(
             f"| {m} | {fmt(pre and pre['wall_s'] / 60)} | {fmt(ips)} | {fmt(pre and pre['peak_rss_mb'], 0)} | "
-            f"{fmt(lin and lin['miou'])} | {fmt(knn and knn['miou'])} | {fmt(ft and ft['miou'])}"
-            f"{' (supervised 1/8 baseline)' if m == 'random' else ''} | {fmt(enc and enc['miou'])} | "
-            f"{fmt(slow and slow['miou'])} |"
+            f"{fmt(lin and lin['miou'])} | {fmt(knn and knn['miou'])} | " + " | ".join(cells) + " |"
         )
+        replicates += [
+            f"| {m} | {COLUMNS[c]} | {' / '.join(f'{v:.1f}' for v in seeds.values())} | {'/'.join(map(str, seeds))} |"
+            for c, seeds in fts.items()
+            if len(seeds) > 1 and not (m == "random" and c != "all")
+        ]
+    if replicates:
+        rows += [
+            "",
+            "Training-seed replicates of the fine-tunes (`--seed N`, the baseline's `supervised_camvid.py --seed N`: "
+            "the seed-0 split file, only the training seed differs; the cells above give their mean):",
+            "",
+            "| init | fine-tune | final mIoU per seed | seeds |",
+            "|---|---|---|---|",
+            *replicates,
+        ]
     body = (
         "## Dense self-supervised pretraining, CamVid (test split)\n\n"
         + header(f"python benchmarks/pretrain_camvid.py{budget_suffix(args.steps, DEFAULT_STEPS, ' --steps ')}")
@@ -192,8 +261,8 @@ def write_table(out: Path, args) -> None:
         "image; kNN = k 20, T 0.07, 300 pixels per train image, "
         "votes on a 4x4-pooled query grid. Fine-tuning: the supervised "
         "benchmark's config (800 steps) with the same 1/8 split file, starting from the pretrained encoder + "
-        "decoder (or, last column, from the pretrained encoder only, with a fresh decoder and head: "
-        "`--finetune-parts encoder`; last column also with the encoder at 0.1x the lr: `encoder@0.1`). "
+        "decoder (`--finetune-parts all`, the default; `all@0.1`: with the encoder at 0.1x the lr) or from the "
+        "pretrained encoder only, with a fresh decoder and head (`encoder`, `encoder@0.1`). "
         "images/s = pretraining images (two views each) per wall-clock second, including validation-free "
         "overheads; runs shared the 2 cores with one to three other benchmark processes (1 thread each), so "
         "minutes and images/s are pessimistic. — = not run at this budget yet.\n\n" + "\n".join(rows) + "\n"

@@ -33,6 +33,8 @@ from common import (  # noqa: E402
     load_json,
     located,
     run_segssl,
+    seed_metrics,
+    seeded,
     sets,
     write_section,
 )
@@ -59,7 +61,6 @@ METHODS = [
 # with a warm start: the same continuation on ALL train labels from the fraction's warm start, i.e. a
 # method whose pseudo-labels were the true labels: the most that unlabeled data can add at this budget
 ORACLE = "oracle_all_labels"
-MAX_SEED = 4  # training-seed replicates the table looks for (`--seed 1..MAX_SEED`)
 NO_PHOTO = [f"method_args.strong_{k}_p=0" for k in ("jitter", "gray", "blur")]
 # rows that are a method with one option changed: name -> (config, --set overrides); shown once run
 VARIANTS = {
@@ -124,7 +125,7 @@ def slug(frac: str) -> str:
 
 def cell(frac: str, seed: int) -> str:
     """Run folder name of one cell: the fraction, plus `-seedN` for a training-seed replicate."""
-    return slug(frac) + (f"-seed{seed}" if seed else "")
+    return seeded(slug(frac), seed)
 
 
 def split_file(out: Path, frac: str, seed: int, method: str = "supervised") -> str:
@@ -159,8 +160,7 @@ def supervised_start(args) -> bool:
 
 def seed_mious(row: Path, frac: str) -> dict[int, float]:
     """Final test mIoU of every training seed run of one row's cell (seed 0 = the main cell), here or archived."""
-    found = ((sd, load_json(row / cell(frac, sd) / "metrics.json")) for sd in range(MAX_SEED + 1))
-    return {sd: met["miou"] for sd, met in found if met}
+    return {sd: met["miou"] for sd, met in seed_metrics(row, slug(frac)).items()}
 
 
 def random_init_line(args) -> str:

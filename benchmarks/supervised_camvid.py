@@ -11,7 +11,21 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import ROOT, finish, fmt, header, load_json, located, ran, run_segssl, save_json, throughput, write_section  # noqa: E402
+from common import (  # noqa: E402
+    ROOT,
+    finish,
+    fmt,
+    header,
+    load_json,
+    located,
+    ran,
+    run_segssl,
+    save_json,
+    seed_metrics,
+    seeded,
+    throughput,
+    write_section,
+)
 
 CONFIG = "configs/benchmarks/camvid_supervised.yaml"
 FRACTIONS = ["1/16", "1/8", "1/4", "all"]
@@ -27,24 +41,67 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=None, help="override train.max_steps")
     ap.add_argument("--fractions", default=",".join(FRACTIONS))
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "runs" / "supervised_camvid"))
+    ap.add_argument(
+        "--seed",
+        type=int,
+        default=0,
+        help="training seed of a replicate (folder <fraction>-seedN, the seed-0 split file kept)",
+    )
     ap.add_argument("--table-only", action="store_true", help="rewrite the table from finished runs")
     ap.add_argument("--throughput", action="store_true", help="(re)measure images/s in this process")
     args = ap.parse_args()
     out = Path(args.out)
     extra = ["--set", f"train.max_steps={args.steps}"] if args.steps else []
+    extra += ["--set", f"seed={args.seed}"] if args.seed else []
     for frac in args.fractions.split(","):
-        rd = out / slug(frac)
+        rd = out / seeded(slug(frac), args.seed)
         if args.table_only or load_json(rd / "bench.json"):
             continue
-        labeled = [] if frac == "all" else ["--labeled", frac]
+        labeled = [] if frac == "all" else ["--labeled", split_of(out, frac, args.seed)]
         info = run_segssl(["train", "--config", CONFIG, "--data", args.data, *labeled, *extra], rd, out / "log.txt")
         finish(info, rd)
-        write_table(out, args)
+        if not args.seed:
+            write_table(out, args)
     if args.throughput:
         from segssl.config import load_config
 
         save_json(throughput(load_config(ROOT / CONFIG), 11, (180, 240)), out / "throughput.json")
+    if args.seed and not args.table_only:
+        # a replicate leaves the baselines' table as it is (rewriting it here would also re-read every other
+        # fraction); the tables that compare against it list it, and `--table-only` adds it here
+        print(f"replicate(s) done in {out}; `--table-only` lists them in the supervised-camvid table")
+        return
     write_table(out, args)
+
+
+def split_of(out: Path, frac: str, seed: int) -> str:
+    """`--labeled` of a run: the fraction (drawn with seed 0), or for a training-seed replicate the seed-0
+    run's split file, since `seed=N` would draw other images and the replicate must differ only in its seed."""
+    if not seed:
+        return frac
+    found = located(out / slug(frac) / "splits" / "labeled.txt")
+    if not found:
+        raise SystemExit(f"--seed {seed}: no split file of {frac} under {out} (run its seed-0 cell first)")
+    return str(found)
+
+
+def replicates_line(out: Path) -> str:
+    """Every fraction with training-seed replicates: its final test mIoU per seed (seed 0 = the table's row)."""
+    found = []
+    for frac in FRACTIONS:
+        seeds = {sd: met["miou"] for sd, met in seed_metrics(out, slug(frac)).items()}
+        if len(seeds) > 1:
+            mean = sum(seeds.values()) / len(seeds)
+            found.append(
+                f"{frac}: {' / '.join(f'{v:.1f}' for v in seeds.values())} "
+                f"(seeds {'/'.join(map(str, seeds))}, mean {mean:.1f})"
+            )
+    if not found:
+        return ""
+    return (
+        "Training-seed replicates (`--seed N`: the seed-0 split file, only the training seed differs), final test "
+        "mIoU: " + "; ".join(found) + ".\n"
+    )
 
 
 def write_table(out: Path, args) -> None:
@@ -89,6 +146,7 @@ def write_table(out: Path, args) -> None:
         "mIoU = mean over classes present (prediction or ground truth) of one dataset-level confusion matrix.\n\n"
         + "\n".join(rows)
         + "\n\n"
+        + replicates_line(out)
         + cls
         + tp_line
         + "\n"

@@ -40,3 +40,24 @@ def test_a_run_records_its_cpu_model_and_thread_cap(tmp_path, monkeypatch):
     rd = tmp_path / "run"
     done = common.run_segssl(["--version"], rd, tmp_path / "log.txt")
     assert done["threads"] == 1 and done["cpu"] == common.cpu_model() and done["resumed"] is False
+
+
+def test_seed_metrics_finds_every_replicate_here_or_archived(tmp_path, monkeypatch):
+    """Seed 0 is the cell itself, seed N its `-seedN` folder; a fresh checkout has only the archive of some."""
+    import json
+
+    runs, results = tmp_path / "runs", tmp_path / "results"
+    monkeypatch.setattr(common, "RUNS", runs)
+    monkeypatch.setattr(common, "RESULTS", results)
+    for root, name, miou in [(runs, "1-8", 38.7), (results, "1-8-seed2", 40.1), (runs, "1-8-seed9", 1.0)]:
+        (root / "sup" / name).mkdir(parents=True)
+        (root / "sup" / name / "metrics.json").write_text(json.dumps({"miou": miou}))
+    assert common.seeded("1-8", 0) == "1-8" and common.seeded("1-8", 3) == "1-8-seed3"
+    found = common.seed_metrics(runs / "sup", "1-8")
+    assert {sd: m["miou"] for sd, m in found.items()} == {0: 38.7, 2: 40.1}  # seed 9 > MAX_SEED is not read
+
+
+def test_seeds_cell_is_the_value_or_the_mean_with_its_count():
+    assert common.seeds_cell({}) == "—"
+    assert common.seeds_cell({0: 38.74}) == "38.7"
+    assert common.seeds_cell({0: 38.0, 1: 39.0, 3: 40.5}) == "39.2 (mean of 3)"

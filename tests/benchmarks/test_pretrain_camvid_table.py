@@ -22,9 +22,62 @@ def test_a_longer_budget_table_keeps_the_shared_random_row_from_the_archive(tmp_
     monkeypatch.setattr(common, "RESULTS", results)
     monkeypatch.setattr(pretrain_camvid, "ROOT", tmp_path)
     monkeypatch.setattr(pretrain_camvid, "RUNS", runs / "pretrain_camvid")
+    monkeypatch.setattr(pretrain_camvid, "SUPERVISED", runs / "supervised_camvid")
     written = {}
     monkeypatch.setattr(pretrain_camvid, "write_section", lambda name, body: written.update({name: body}))
     pretrain_camvid.write_table(runs / "pretrain_camvid_1500", argparse.Namespace(steps=1500))
     rows = [r for r in written["pretrain-camvid-1500"].splitlines() if r.startswith("| ")][1:]
     assert [r.split(" | ")[0] for r in rows] == ["| random", "| pixpro_unet_region"]
     assert "| 14.9 |" in rows[0] and "| 20.5 |" in rows[1]
+
+
+def _metrics(folder: Path, miou: float) -> None:
+    folder.mkdir(parents=True)
+    (folder / "metrics.json").write_text(json.dumps({"miou": miou}))
+
+
+def test_fine_tune_replicates_are_averaged_against_the_baselines_replicates(tmp_path, monkeypatch):
+    """Cells with several training seeds show their mean, for the pretrained fine-tunes and for the supervised
+    baseline alike (one seed each way was how a +0.4 margin got read as a gain), and list every seed below."""
+    runs, results = tmp_path / "benchmarks" / "runs", tmp_path / "benchmarks" / "results"
+    sup = runs / "supervised_camvid"
+    for name, miou in {"1-8": 38.0, "1-8-seed1": 39.0, "1-8-seed2": 40.0}.items():
+        _metrics(sup / name, miou)
+    region = runs / "pretrain_camvid_1500" / "pixpro_unet_region"
+    for name, miou in {"finetune_lr0.1_1-8": 41.0, "finetune_lr0.1_1-8-seed1": 42.0, "finetune_1-8": 37.0}.items():
+        _metrics(region / name, miou)
+    _metrics(runs / "pretrain_camvid" / "random" / "linear", 14.9)
+    monkeypatch.setattr(common, "RUNS", runs)
+    monkeypatch.setattr(common, "RESULTS", results)
+    monkeypatch.setattr(pretrain_camvid, "ROOT", tmp_path)
+    monkeypatch.setattr(pretrain_camvid, "RUNS", runs / "pretrain_camvid")
+    monkeypatch.setattr(pretrain_camvid, "SUPERVISED", sup)
+    written = {}
+    monkeypatch.setattr(pretrain_camvid, "write_section", lambda name, body: written.update({name: body}))
+    pretrain_camvid.write_table(runs / "pretrain_camvid_1500", argparse.Namespace(steps=1500))
+    rows = [r.split(" | ") for r in written["pretrain-camvid-1500"].splitlines() if r.startswith("| ")]
+    by_init = {r[0]: r for r in rows[1:3]}
+    assert by_init["| random"][6:10] == ["39.0 (mean of 3) (supervised 1/8 baseline)", "—", "39.0 (mean of 3)", "— |"]
+    assert by_init["| pixpro_unet_region"][6:10] == ["37.0", "41.5 (mean of 2)", "—", "— |"]
+    replicates = [r for r in rows[3:] if r[0] != "| init"]
+    assert replicates == [
+        ["| random", "fine-tuned 1/8 mIoU (final)", "38.0 / 39.0 / 40.0", "0/1/2 |"],
+        ["| pixpro_unet_region", "fine-tuned 1/8 at 0.1x encoder lr (final)", "41.0 / 42.0", "0/1 |"],
+    ]
+
+
+def test_a_fine_tune_replicate_keeps_the_baselines_split_file(tmp_path, monkeypatch):
+    """`seed=N` would draw another 1/8, so a replicate reads the supervised baseline's seed-0 split file."""
+    monkeypatch.setattr(pretrain_camvid, "SUPERVISED", tmp_path / "supervised_camvid")
+    assert pretrain_camvid.split_of(0) == "1/8"
+    try:
+        pretrain_camvid.split_of(1)
+        raise AssertionError("a replicate without the baseline's split file must stop")
+    except SystemExit as e:
+        assert "no 1/8 split file under" in str(e) and "supervised_camvid" in str(e)
+    split = tmp_path / "supervised_camvid" / "1-8" / "splits" / "labeled.txt"
+    split.parent.mkdir(parents=True)
+    split.write_text("a\nb\n")
+    assert pretrain_camvid.split_of(2) == str(split)
+    assert pretrain_camvid.finetune_dir("all@0.1", 2) == "finetune_lr0.1_1-8-seed2"
+    assert pretrain_camvid.finetune_dir("encoder") == "finetune_encoder_1-8"

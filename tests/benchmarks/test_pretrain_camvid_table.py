@@ -25,7 +25,7 @@ def test_a_longer_budget_table_keeps_the_shared_random_row_from_the_archive(tmp_
     monkeypatch.setattr(pretrain_camvid, "SUPERVISED", runs / "supervised_camvid")
     written = {}
     monkeypatch.setattr(pretrain_camvid, "write_section", lambda name, body: written.update({name: body}))
-    pretrain_camvid.write_table(runs / "pretrain_camvid_1500", argparse.Namespace(steps=1500))
+    pretrain_camvid.write_table(runs / "pretrain_camvid_1500", argparse.Namespace(steps=1500, pool="trainval"))
     rows = [r for r in written["pretrain-camvid-1500"].splitlines() if r.startswith("| ")][1:]
     assert [r.split(" | ")[0] for r in rows] == ["| random", "| pixpro_unet_region"]
     assert "| 14.9 |" in rows[0] and "| 20.5 |" in rows[1]
@@ -54,7 +54,7 @@ def test_fine_tune_replicates_are_averaged_against_the_baselines_replicates(tmp_
     monkeypatch.setattr(pretrain_camvid, "SUPERVISED", sup)
     written = {}
     monkeypatch.setattr(pretrain_camvid, "write_section", lambda name, body: written.update({name: body}))
-    pretrain_camvid.write_table(runs / "pretrain_camvid_1500", argparse.Namespace(steps=1500))
+    pretrain_camvid.write_table(runs / "pretrain_camvid_1500", argparse.Namespace(steps=1500, pool="trainval"))
     rows = [r.split(" | ") for r in written["pretrain-camvid-1500"].splitlines() if r.startswith("| ")]
     by_init = {r[0]: r for r in rows[1:3]}
     assert by_init["| random"][6:10] == ["39.0 (mean of 3) (supervised 1/8 baseline)", "—", "39.0 (mean of 3)", "— |"]
@@ -81,3 +81,33 @@ def test_a_fine_tune_replicate_keeps_the_baselines_split_file(tmp_path, monkeypa
     assert pretrain_camvid.split_of(2) == str(split)
     assert pretrain_camvid.finetune_dir("all@0.1", 2) == "finetune_lr0.1_1-8-seed2"
     assert pretrain_camvid.finetune_dir("encoder") == "finetune_encoder_1-8"
+
+
+def test_a_train_pool_pretraining_holds_val_out_and_gets_its_own_table(tmp_path, monkeypatch):
+    """`--pool train` pretrains on train alone (val held out like test): its runs, section and command are its
+    own, and the later `--set` empties the pool's extra splits, so val images are never read."""
+    from segssl.config import load_config
+
+    args = argparse.Namespace(steps=300, pool="train")
+    assert pretrain_camvid.variant(args, "_") == "_train"
+    assert pretrain_camvid.variant(argparse.Namespace(steps=1500, pool="trainval"), "-") == "-1500"
+    cmd = pretrain_camvid.pretrain_command("pixpro_unet_region", "DATA", 300, pretrain_camvid.POOLS["train"])
+    overrides = [cmd[i + 1] for i, a in enumerate(cmd) if a == "--set"]
+    assert load_config(None, overrides)["data"]["unlabeled_extra"] == []
+    default = pretrain_camvid.pretrain_command("pixpro_unet_region", "DATA", 300)
+    assert load_config(None, [default[i + 1] for i, a in enumerate(default) if a == "--set"])["data"][
+        "unlabeled_extra"
+    ] == ["val"]
+    runs = tmp_path / "benchmarks" / "runs"
+    _metrics(runs / "pretrain_camvid_train" / "pixpro_unet_region" / "finetune_lr0.1_1-8", 38.0)
+    monkeypatch.setattr(common, "RUNS", runs)
+    monkeypatch.setattr(common, "RESULTS", tmp_path / "benchmarks" / "results")
+    monkeypatch.setattr(pretrain_camvid, "RUNS", runs / "pretrain_camvid")
+    monkeypatch.setattr(pretrain_camvid, "SUPERVISED", runs / "supervised_camvid")
+    written = {}
+    monkeypatch.setattr(pretrain_camvid, "write_section", lambda name, body: written.update({name: body}))
+    pretrain_camvid.write_table(runs / "pretrain_camvid_train", args)
+    body = written["pretrain-camvid-train"]
+    assert "`python benchmarks/pretrain_camvid.py --pool train`" in body
+    assert "367 CamVid train images (val held out)" in body and "pretrained on train only" in body
+    assert [r.split(" | ")[0] for r in body.splitlines() if r.startswith("| ")][1:] == ["| pixpro_unet_region"]

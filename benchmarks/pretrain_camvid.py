@@ -57,7 +57,7 @@ PRETRAIN_SET = [
 # the unlabeled pool pretraining reads (`--pool`): the issue's train+val, or train alone, which holds val out of
 # pretraining as test is, to check whether a gain seen on val but not on test comes from pretraining on val
 POOLS = {"trainval": [], "train": ["data.unlabeled_extra=[]"]}
-POOL_TEXT = {"trainval": "the 468 CamVid train+val images", "train": "the 367 CamVid train images (val held out)"}
+POOL_TEXT = {"trainval": "the 468 CamVid train+val images", "train": "the 367 CamVid train images, val held out"}
 PROBE_SET = ["train.progress=false", DECODER]  # DECODER only shapes the random-init row
 
 
@@ -135,7 +135,7 @@ def main() -> None:
     if not args.table_only:
         stages = set(args.stages.split(","))
         for m in args.methods.split(","):
-            base = out / m
+            base = RUNS / m if m == "random" else out / m  # random init has no pretraining budget or pool
             parts = args.finetune_parts.split(",")
             todo = [s for s in ("linear", "knn") if s in stages] + (
                 [finetune_dir(p, args.seed) for p in parts] if "finetune" in stages and not args.no_finetune else []
@@ -157,7 +157,9 @@ def main() -> None:
                     probe_command(proto, ckpt, args.data, PROBE_SET),
                     log,
                 )
-            for part in parts if m != "random" and not args.no_finetune and "finetune" in stages else []:
+            # random init fine-tunes only as the control of a slower encoder (`all@0.1`): at 1x it is the baseline
+            controls = [p for p in parts if m != "random" or _part(p) == ("all", 0.1)]
+            for part in controls if not args.no_finetune and "finetune" in stages else []:
                 stage(
                     base / finetune_dir(part, args.seed),
                     [
@@ -202,8 +204,10 @@ def split_of(seed: int) -> str:
 
 
 def finetune_sets(ckpt: str, spec: str) -> list[str]:
+    """Overrides of one fine-tune; from random init only the encoder's lr multiplier (nothing to transfer)."""
     part, mult = _part(spec)
-    return [f"model.init={ckpt}", f"model.init_parts={part}", f"train.encoder_lr_mult={mult:g}"]
+    lr = [f"train.encoder_lr_mult={mult:g}"]
+    return lr if ckpt == "random" else [f"model.init={ckpt}", f"model.init_parts={part}", *lr]
 
 
 def variant(args, sep: str) -> str:
@@ -216,10 +220,13 @@ def finetune_mious(base: Path, spec: str) -> dict[int, float]:
     return {sd: met["miou"] for sd, met in seed_metrics(base, finetune_dir(spec)).items()}
 
 
-def random_cell(spec: str, sup: dict[int, float]) -> dict[int, float]:
+def random_cell(base: Path, spec: str, sup: dict[int, float]) -> dict[int, float]:
     """Random init's fine-tuning cells: the supervised baseline wherever the encoder lr is unchanged (random
-    weights have no encoder or decoder to transfer); a slower encoder from random init was never run."""
-    return {} if "@" in spec else sup
+    weights have no encoder or decoder to transfer); at 0.1x the control run of a slower random encoder, which
+    tells whether a pretrained `all@0.1` gain comes from the weights or from the slower encoder alone."""
+    if "@" not in spec:
+        return sup
+    return finetune_mious(base, spec) if _part(spec) == ("all", 0.1) else {}
 
 
 def write_table(out: Path, args) -> None:
@@ -239,7 +246,7 @@ def write_table(out: Path, args) -> None:
             continue  # a longer-budget (or train-pool) table lists only the methods run there
         pre = load_json(base / "pretrain" / "bench.json")
         lin, knn = load_json(base / "linear" / "metrics.json"), load_json(base / "knn" / "metrics.json")
-        fts = {c: random_cell(c, sup) if m == "random" else finetune_mious(base, c) for c in COLUMNS}
+        fts = {c: random_cell(base, c, sup) if m == "random" else finetune_mious(base, c) for c in COLUMNS}
         if not (pre or lin or knn or any(fts.values())):
             rows.append(f"| {m} | not run yet |" + " |" * (4 + len(COLUMNS)))
             continue
@@ -255,7 +262,7 @@ def write_table(out: Path, args) -> None:
         replicates += [
             f"| {m} | {COLUMNS[c]} | {' / '.join(f'{v:.1f}' for v in seeds.values())} | {'/'.join(map(str, seeds))} |"
             for c, seeds in fts.items()
-            if len(seeds) > 1 and not (m == "random" and c != "all")
+            if len(seeds) > 1 and not (m == "random" and c != "all" and seeds is sup)  # the baseline once
         ]
     if replicates:
         rows += [

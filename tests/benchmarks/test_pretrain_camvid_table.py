@@ -109,5 +109,31 @@ def test_a_train_pool_pretraining_holds_val_out_and_gets_its_own_table(tmp_path,
     pretrain_camvid.write_table(runs / "pretrain_camvid_train", args)
     body = written["pretrain-camvid-train"]
     assert "`python benchmarks/pretrain_camvid.py --pool train`" in body
-    assert "367 CamVid train images (val held out)" in body and "pretrained on train only" in body
+    assert "367 CamVid train images, val held out" in body and "pretrained on train only" in body
     assert [r.split(" | ")[0] for r in body.splitlines() if r.startswith("| ")][1:] == ["| pixpro_unet_region"]
+
+
+def test_random_init_fine_tunes_only_as_the_slow_encoder_control(tmp_path, monkeypatch):
+    """A pretrained `all@0.1` row needs its control: the same slower encoder from random weights. It transfers
+    nothing (no model.init), and fills the random row's 0.1x column, which no other column does."""
+    assert pretrain_camvid.finetune_sets("random", "all@0.1") == ["train.encoder_lr_mult=0.1"]
+    assert pretrain_camvid.finetune_sets("ck.pt", "encoder@0.1") == [
+        "model.init=ck.pt",
+        "model.init_parts=encoder",
+        "train.encoder_lr_mult=0.1",
+    ]
+    runs = tmp_path / "benchmarks" / "runs"
+    _metrics(runs / "pretrain_camvid" / "random" / "finetune_lr0.1_1-8", 36.0)
+    _metrics(runs / "pretrain_camvid" / "random" / "finetune_lr0.1_1-8-seed1", 37.0)
+    _metrics(runs / "pretrain_camvid" / "random" / "finetune_encoder_lr0.1_1-8", 99.0)  # not a control: unread
+    _metrics(runs / "supervised_camvid" / "1-8", 38.0)
+    monkeypatch.setattr(common, "RUNS", runs)
+    monkeypatch.setattr(common, "RESULTS", tmp_path / "benchmarks" / "results")
+    monkeypatch.setattr(pretrain_camvid, "RUNS", runs / "pretrain_camvid")
+    monkeypatch.setattr(pretrain_camvid, "SUPERVISED", runs / "supervised_camvid")
+    written = {}
+    monkeypatch.setattr(pretrain_camvid, "write_section", lambda name, body: written.update({name: body}))
+    pretrain_camvid.write_table(runs / "pretrain_camvid", argparse.Namespace(steps=300, pool="trainval"))
+    rows = [r.split(" | ") for r in written["pretrain-camvid"].splitlines() if r.startswith("| random")]
+    assert rows[0][6:10] == ["38.0 (supervised 1/8 baseline)", "36.5 (mean of 2)", "38.0", "— |"]
+    assert rows[1] == ["| random", "fine-tuned 1/8 at 0.1x encoder lr (final)", "36.0 / 37.0", "0/1 |"]

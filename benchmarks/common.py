@@ -123,6 +123,11 @@ def seed_metrics(parent: Path, name: str) -> dict[int, dict]:
     return {sd: met for sd, met in found if met}
 
 
+def seed_mious(parent: Path, name: str) -> dict[int, float]:
+    """Final test mIoU of every training seed run of one cell (`seed_metrics`, the number the tables show)."""
+    return {sd: met["miou"] for sd, met in seed_metrics(parent, name).items()}
+
+
 def seeds_cell(mious: dict[int, float]) -> str:
     """A table cell of several training seeds: the one value, or the mean with how many seeds made it."""
     if len(mious) < 2:

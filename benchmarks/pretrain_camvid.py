@@ -25,7 +25,7 @@ from common import (  # noqa: E402
     located,
     ran,
     run_segssl,
-    seed_metrics,
+    seed_mious,
     seeded,
     seeds_cell,
     sets,
@@ -217,7 +217,7 @@ def variant(args, sep: str) -> str:
 
 def finetune_mious(base: Path, spec: str) -> dict[int, float]:
     """Final test mIoU of every training seed of one fine-tuning cell."""
-    return {sd: met["miou"] for sd, met in seed_metrics(base, finetune_dir(spec)).items()}
+    return seed_mious(base, finetune_dir(spec))
 
 
 def random_cell(base: Path, spec: str, sup: dict[int, float]) -> dict[int, float]:
@@ -230,7 +230,7 @@ def random_cell(base: Path, spec: str, sup: dict[int, float]) -> dict[int, float
 
 
 def write_table(out: Path, args) -> None:
-    sup = {sd: met["miou"] for sd, met in seed_metrics(SUPERVISED, "1-8").items()}  # same budget, random init
+    sup = seed_mious(SUPERVISED, "1-8")  # same budget, random init
     rows = [
         "| init | pretrain min | pretrain images/s | peak RSS MiB | linear probe mIoU | kNN mIoU | "
         + " | ".join(COLUMNS.values())

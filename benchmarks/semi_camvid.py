@@ -33,7 +33,7 @@ from common import (  # noqa: E402
     load_json,
     located,
     run_segssl,
-    seed_metrics,
+    seed_mious,
     seeded,
     sets,
     write_section,
@@ -158,11 +158,6 @@ def supervised_start(args) -> bool:
     return args.warmstart != "0" and not pretrained(args.warmstart)
 
 
-def seed_mious(row: Path, frac: str) -> dict[int, float]:
-    """Final test mIoU of every training seed run of one row's cell (seed 0 = the main cell), here or archived."""
-    return {sd: met["miou"] for sd, met in seed_metrics(row, slug(frac)).items()}
-
-
 def random_init_line(args) -> str:
     """The same budget's random-init supervised cells (every seed run), the reference a pretraining must beat;
     a supervised variant run from random init too (e.g. `supervised_enclr0.1`) is its control, listed after it."""
@@ -174,7 +169,7 @@ def random_init_line(args) -> str:
     for row in ["supervised", *controls]:
         cells = []
         for frac in [*FRACTIONS, "all"]:
-            if seeds := seed_mious(runs / row, frac):
+            if seeds := seed_mious(runs / row, slug(frac)):
                 cells.append(f"{frac} {' / '.join(f'{v:.1f}' for v in seeds.values())}")
         if cells:
             found.append(("" if row == "supervised" else f"`{row}` ") + "; ".join(cells))
@@ -412,7 +407,7 @@ def write_table(out: Path, args) -> None:
     reps = []
     for m in METHODS + ran:
         for frac in FRACTIONS:
-            seeds = seed_mious(out / m, frac)
+            seeds = seed_mious(out / m, slug(frac))
             if len(seeds) < 2 or 0 not in seeds:
                 continue
             points += [{"method": m, "fraction": float(Fraction(frac)), "miou": v} for sd, v in seeds.items() if sd]

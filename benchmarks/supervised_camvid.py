@@ -21,7 +21,7 @@ from common import (  # noqa: E402
     ran,
     run_segssl,
     save_json,
-    seed_metrics,
+    seed_mious,
     seeded,
     throughput,
     write_section,
@@ -89,7 +89,7 @@ def replicates_line(out: Path) -> str:
     """Every fraction with training-seed replicates: its final test mIoU per seed (seed 0 = the table's row)."""
     found = []
     for frac in FRACTIONS:
-        seeds = {sd: met["miou"] for sd, met in seed_metrics(out, slug(frac)).items()}
+        seeds = seed_mious(out, slug(frac))
         if len(seeds) > 1:
             mean = sum(seeds.values()) / len(seeds)
             found.append(

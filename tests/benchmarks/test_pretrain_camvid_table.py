@@ -10,23 +10,36 @@ import common  # noqa: E402
 import pretrain_camvid  # noqa: E402
 
 
-def test_a_longer_budget_table_keeps_the_shared_random_row_from_the_archive(tmp_path, monkeypatch):
-    """Random init has no pretraining budget, so a 1500-step table shares the 300-step row; it must not vanish
-    when only benchmarks/results/ holds it (found live in session 17: the row was silently dropped)."""
-    runs, results = tmp_path / "benchmarks" / "runs", tmp_path / "benchmarks" / "results"
-    cells = {"pretrain_camvid/random/linear": 14.9, "pretrain_camvid_1500/pixpro_unet_region/linear": 20.5}
-    for rel, miou in cells.items():
-        (results / rel).mkdir(parents=True)
-        (results / rel / "metrics.json").write_text(json.dumps({"miou": miou}))
+def _table(tmp_path: Path, monkeypatch, out: str, args: argparse.Namespace, name: str) -> str:
+    """The section `write_table` writes for run folder `out`, with every benchmark path under tmp_path."""
+    runs = tmp_path / "benchmarks" / "runs"
     monkeypatch.setattr(common, "RUNS", runs)
-    monkeypatch.setattr(common, "RESULTS", results)
+    monkeypatch.setattr(common, "RESULTS", tmp_path / "benchmarks" / "results")
     monkeypatch.setattr(pretrain_camvid, "ROOT", tmp_path)
     monkeypatch.setattr(pretrain_camvid, "RUNS", runs / "pretrain_camvid")
     monkeypatch.setattr(pretrain_camvid, "SUPERVISED", runs / "supervised_camvid")
     written = {}
-    monkeypatch.setattr(pretrain_camvid, "write_section", lambda name, body: written.update({name: body}))
-    pretrain_camvid.write_table(runs / "pretrain_camvid_1500", argparse.Namespace(steps=1500, pool="trainval"))
-    rows = [r for r in written["pretrain-camvid-1500"].splitlines() if r.startswith("| ")][1:]
+    monkeypatch.setattr(pretrain_camvid, "write_section", lambda n, body: written.update({n: body}))
+    pretrain_camvid.write_table(runs / out, args)
+    return written[name]
+
+
+def test_a_longer_budget_table_keeps_the_shared_random_row_from_the_archive(tmp_path, monkeypatch):
+    """Random init has no pretraining budget, so a 1500-step table shares the 300-step row; it must not vanish
+    when only benchmarks/results/ holds it (found live in session 17: the row was silently dropped)."""
+    results = tmp_path / "benchmarks" / "results"
+    cells = {"pretrain_camvid/random/linear": 14.9, "pretrain_camvid_1500/pixpro_unet_region/linear": 20.5}
+    for rel, miou in cells.items():
+        (results / rel).mkdir(parents=True)
+        (results / rel / "metrics.json").write_text(json.dumps({"miou": miou}))
+    body = _table(
+        tmp_path,
+        monkeypatch,
+        "pretrain_camvid_1500",
+        argparse.Namespace(steps=1500, pool="trainval"),
+        "pretrain-camvid-1500",
+    )
+    rows = [r for r in body.splitlines() if r.startswith("| ")][1:]
     assert [r.split(" | ")[0] for r in rows] == ["| random", "| pixpro_unet_region"]
     assert "| 14.9 |" in rows[0] and "| 20.5 |" in rows[1]
 
@@ -39,23 +52,22 @@ def _metrics(folder: Path, miou: float) -> None:
 def test_fine_tune_replicates_are_averaged_against_the_baselines_replicates(tmp_path, monkeypatch):
     """Cells with several training seeds show their mean, for the pretrained fine-tunes and for the supervised
     baseline alike (one seed each way was how a +0.4 margin got read as a gain), and list every seed below."""
-    runs, results = tmp_path / "benchmarks" / "runs", tmp_path / "benchmarks" / "results"
-    sup = runs / "supervised_camvid"
+    runs = tmp_path / "benchmarks" / "runs"
+    sup = runs / "supervised_camvid"  # where _table points the baseline
     for name, miou in {"1-8": 38.0, "1-8-seed1": 39.0, "1-8-seed2": 40.0}.items():
         _metrics(sup / name, miou)
     region = runs / "pretrain_camvid_1500" / "pixpro_unet_region"
     for name, miou in {"finetune_lr0.1_1-8": 41.0, "finetune_lr0.1_1-8-seed1": 42.0, "finetune_1-8": 37.0}.items():
         _metrics(region / name, miou)
     _metrics(runs / "pretrain_camvid" / "random" / "linear", 14.9)
-    monkeypatch.setattr(common, "RUNS", runs)
-    monkeypatch.setattr(common, "RESULTS", results)
-    monkeypatch.setattr(pretrain_camvid, "ROOT", tmp_path)
-    monkeypatch.setattr(pretrain_camvid, "RUNS", runs / "pretrain_camvid")
-    monkeypatch.setattr(pretrain_camvid, "SUPERVISED", sup)
-    written = {}
-    monkeypatch.setattr(pretrain_camvid, "write_section", lambda name, body: written.update({name: body}))
-    pretrain_camvid.write_table(runs / "pretrain_camvid_1500", argparse.Namespace(steps=1500, pool="trainval"))
-    rows = [r.split(" | ") for r in written["pretrain-camvid-1500"].splitlines() if r.startswith("| ")]
+    body = _table(
+        tmp_path,
+        monkeypatch,
+        "pretrain_camvid_1500",
+        argparse.Namespace(steps=1500, pool="trainval"),
+        "pretrain-camvid-1500",
+    )
+    rows = [r.split(" | ") for r in body.splitlines() if r.startswith("| ")]
     by_init = {r[0]: r for r in rows[1:3]}
     assert by_init["| random"][6:10] == ["39.0 (mean of 3) (supervised 1/8 baseline)", "—", "39.0 (mean of 3)", "— |"]
     assert by_init["| pixpro_unet_region"][6:10] == ["37.0", "41.5 (mean of 2)", "—", "— |"]
@@ -100,14 +112,7 @@ def test_a_train_pool_pretraining_holds_val_out_and_gets_its_own_table(tmp_path,
     ] == ["val"]
     runs = tmp_path / "benchmarks" / "runs"
     _metrics(runs / "pretrain_camvid_train" / "pixpro_unet_region" / "finetune_lr0.1_1-8", 38.0)
-    monkeypatch.setattr(common, "RUNS", runs)
-    monkeypatch.setattr(common, "RESULTS", tmp_path / "benchmarks" / "results")
-    monkeypatch.setattr(pretrain_camvid, "RUNS", runs / "pretrain_camvid")
-    monkeypatch.setattr(pretrain_camvid, "SUPERVISED", runs / "supervised_camvid")
-    written = {}
-    monkeypatch.setattr(pretrain_camvid, "write_section", lambda name, body: written.update({name: body}))
-    pretrain_camvid.write_table(runs / "pretrain_camvid_train", args)
-    body = written["pretrain-camvid-train"]
+    body = _table(tmp_path, monkeypatch, "pretrain_camvid_train", args, "pretrain-camvid-train")
     assert "`python benchmarks/pretrain_camvid.py --pool train`" in body
     assert "367 CamVid train images, val held out" in body and "pretrained on train only" in body
     assert [r.split(" | ")[0] for r in body.splitlines() if r.startswith("| ")][1:] == ["| pixpro_unet_region"]
@@ -127,13 +132,9 @@ def test_random_init_fine_tunes_only_as_the_slow_encoder_control(tmp_path, monke
     _metrics(runs / "pretrain_camvid" / "random" / "finetune_lr0.1_1-8-seed1", 37.0)
     _metrics(runs / "pretrain_camvid" / "random" / "finetune_encoder_lr0.1_1-8", 99.0)  # not a control: unread
     _metrics(runs / "supervised_camvid" / "1-8", 38.0)
-    monkeypatch.setattr(common, "RUNS", runs)
-    monkeypatch.setattr(common, "RESULTS", tmp_path / "benchmarks" / "results")
-    monkeypatch.setattr(pretrain_camvid, "RUNS", runs / "pretrain_camvid")
-    monkeypatch.setattr(pretrain_camvid, "SUPERVISED", runs / "supervised_camvid")
-    written = {}
-    monkeypatch.setattr(pretrain_camvid, "write_section", lambda name, body: written.update({name: body}))
-    pretrain_camvid.write_table(runs / "pretrain_camvid", argparse.Namespace(steps=300, pool="trainval"))
-    rows = [r.split(" | ") for r in written["pretrain-camvid"].splitlines() if r.startswith("| random")]
+    body = _table(
+        tmp_path, monkeypatch, "pretrain_camvid", argparse.Namespace(steps=300, pool="trainval"), "pretrain-camvid"
+    )
+    rows = [r.split(" | ") for r in body.splitlines() if r.startswith("| random")]
     assert rows[0][6:10] == ["38.0 (supervised 1/8 baseline)", "36.5 (mean of 2)", "38.0", "— |"]
     assert rows[1] == ["| random", "fine-tuned 1/8 at 0.1x encoder lr (final)", "36.0 / 37.0", "0/1 |"]

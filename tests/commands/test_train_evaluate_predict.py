@@ -119,6 +119,20 @@ def test_evaluate_checkpoint_reproduces_metrics(run, tmp_path):
         assert got["confusion_matrix"] == want["confusion_matrix"] and got["checkpoint"] == name
 
 
+def test_evaluate_checkpoint_by_group(run, tmp_path):
+    """One group holding every image scores exactly the split; groups by last digit partition the images."""
+    base = ["evaluate", "--checkpoint", str(run / "checkpoints" / "last.ckpt"), "--split", "train"]
+    assert main([*base, "--out", str(tmp_path / "one"), "--group-by", "^gen_(train)"]) == 0
+    one = json.loads((tmp_path / "one" / "metrics.json").read_text())
+    assert list(one["groups"]) == ["train"]
+    assert one["groups"]["train"]["miou"] == one["miou"] and one["groups"]["train"]["num_images"] == one["num_images"]
+    assert main([*base, "--out", str(tmp_path / "digit"), "--group-by", r"\d$"]) == 0
+    digit = json.loads((tmp_path / "digit" / "metrics.json").read_text())
+    assert len(digit["groups"]) > 1 and all(len(g) == 1 and g.isdigit() for g in digit["groups"])
+    assert sum(g["num_images"] for g in digit["groups"].values()) == digit["num_images"]
+    assert digit["miou"] == one["miou"]
+
+
 def test_predict_writes_index_masks_and_overlays(run, tmp_path):
     imgs = tmp_path / "imgs"
     imgs.mkdir()

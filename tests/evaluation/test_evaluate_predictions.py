@@ -125,3 +125,57 @@ def test_missing_or_bad_prediction_is_a_one_line_error(dataset, tmp_path, capsys
     assert main(args) == 2
     assert "differs from label 28x24" in capsys.readouterr().err
     assert not (tmp_path / "e" / "metrics.json").exists()
+
+
+@pytest.fixture(scope="module")
+def two_sequences(dataset, tmp_path_factory):
+    """The 4 test images renamed into two 'sequences' of two frames, as CamVid names frames `SEQ_frame`."""
+    root = tmp_path_factory.mktemp("seq")
+    (root / "classes.json").write_text((dataset / "classes.json").read_text())
+    stems = sorted(p.stem for p in (dataset / "test" / "labels").iterdir())
+    for sub in ("images", "labels"):
+        (root / "test" / sub).mkdir(parents=True)
+        for i, s in enumerate(stems):
+            src = next((dataset / "test" / sub).glob(f"{s}.*"))
+            (root / "test" / sub / f"seq{'AB'[i // 2]}_{i % 2}{src.suffix}").write_bytes(src.read_bytes())
+    return root
+
+
+def test_group_by_scores_each_group_like_its_own_split(two_sequences, tmp_path, capsys):
+    stems = sorted(p.stem for p in (two_sequences / "test" / "labels").iterdir())
+    gts = [read_index(two_sequences / "test" / "labels" / f"{s}.png") for s in stems]
+    rng = np.random.default_rng(1)
+    preds = [np.where(rng.random(g.shape) < 0.6, np.where(g == 255, 0, g), rng.integers(0, 6, g.shape)) for g in gts]
+    _write_preds(tmp_path / "pred", stems, preds)
+    base = ["evaluate", "--predictions", str(tmp_path / "pred"), "--data", str(two_sequences)]
+    assert main([*base, "--out", str(tmp_path / "e"), "--group-by", "^[^_]+"]) == 0
+    m = json.loads((tmp_path / "e" / "metrics.json").read_text())
+    assert m["group_by"] == "^[^_]+" and list(m["groups"]) == ["seqA", "seqB"]
+    assert m["miou"] == round(numpy_miou(preds, gts, 6, 255)[0], 4)  # the split's own numbers are unchanged
+    for g, idx in (("seqA", [0, 1]), ("seqB", [2, 3])):
+        miou, per_class, acc = numpy_miou([preds[i] for i in idx], [gts[i] for i in idx], 6, 255)
+        assert m["groups"][g]["miou"] == round(miou, 4)
+        assert m["groups"][g]["pixel_acc"] == round(acc, 4)
+        assert m["groups"][g]["num_images"] == 2
+        assert m["groups"][g]["per_class_iou"][m["classes"][0]] == (
+            None if per_class[0] is None else round(per_class[0], 4)
+        )
+    assert m["groups"]["seqA"]["miou"] != m["groups"]["seqB"]["miou"]
+    assert "by group" in capsys.readouterr().out
+    # with a capture group, the group is what it captured
+    assert main([*base, "--out", str(tmp_path / "c"), "--group-by", "^seq(.)_"]) == 0
+    assert list(json.loads((tmp_path / "c" / "metrics.json").read_text())["groups"]) == ["A", "B"]
+
+
+def test_group_by_errors_are_one_line_and_write_nothing(two_sequences, tmp_path, capsys):
+    stems = sorted(p.stem for p in (two_sequences / "test" / "labels").iterdir())
+    _write_preds(tmp_path / "pred", stems, [np.zeros((24, 28), np.uint8)] * 4)
+    base = ["evaluate", "--predictions", str(tmp_path / "pred"), "--data", str(two_sequences)]
+    base += ["--out", str(tmp_path / "e")]
+    assert main([*base, "--group-by", "^seqA"]) == 2
+    err = capsys.readouterr().err
+    assert "seqB_0" in err and "does not match its name" in err and len(err.strip().splitlines()) == 1
+    assert main([*base, "--group-by", "(unclosed"]) == 2
+    err = capsys.readouterr().err
+    assert "not a regular expression" in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "e" / "metrics.json").exists()

@@ -36,6 +36,9 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 2
     try:
+        from segssl.runtime import configure_cpu
+
+        configure_cpu()  # every command: evaluate, predict and retrieve ran oversubscribed without the cap
         return int(modules[args.command].run(args) or 0)
     except SegsslError as e:
         print(f"segssl {args.command}: error: {e}", file=sys.stderr)

@@ -59,7 +59,6 @@ def add_data_flags(p: argparse.ArgumentParser) -> None:
 
 def setup(args: argparse.Namespace, defaults: dict):
     """(config, data source, frozen backbone, device) shared by `probe` and `retrieve`."""
-    import os
 
     import torch
 
@@ -69,8 +68,6 @@ def setup(args: argparse.Namespace, defaults: dict):
     from segssl.evaluation.probes import load_backbone
     from segssl.models.checkpoint import read_checkpoint
 
-    if os.environ.get("SEGSSL_THREADS"):
-        torch.set_num_threads(int(os.environ["SEGSSL_THREADS"]))
     cfg = config_from_args(args, defaults)
     ckpt = str(args.checkpoint)
     if ckpt != "random" and not args.data and cfg["data"]["path"] == DEFAULTS["data"]["path"]:

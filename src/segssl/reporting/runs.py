@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -186,10 +185,9 @@ def predict_pictures(
     from segssl.data.transforms import eval_transform
     from segssl.evaluation.inference import predict_logits
     from segssl.models.checkpoint import read_checkpoint, segmenter_from_entry
+    from segssl.runtime import configure_cpu
 
-    if os.environ.get("SEGSSL_THREADS"):  # same thread cap as training (shared machines, tests)
-        torch.set_num_threads(int(os.environ["SEGSSL_THREADS"]))
-    torch.set_flush_denormal(True)  # trained weights hold denormals that slow CPU convolutions many-fold
+    configure_cpu()  # same thread cap as training (shared machines, tests), denormals flushed
     samples = source.samples(split)[:num_images]
     has_labels = source.has_labels(split)
     ds = SegmentationDataset(source, split, samples, eval_transform(), labels=False)

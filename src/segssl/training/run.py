@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import os
 import time
 import warnings
 from pathlib import Path
@@ -19,6 +18,7 @@ from segssl.evaluation.evaluate import evaluate_model, write_metrics
 from segssl.methods.base import build_method
 from segssl.models.checkpoint import read_checkpoint
 from segssl.models.segmodel import build_model
+from segssl.runtime import configure_cpu
 from segssl.training.callbacks import AtomicCheckpoint, step_progress_bar
 from segssl.training.class_weights import class_frequencies, class_weights
 from segssl.training.data import SegDataModule, plan_data
@@ -123,9 +123,7 @@ def run_training(cfg: dict, run_dir: Path, *, resume: bool = False, evaluate: bo
     run_dir = Path(run_dir)
     ckpt_path = prepare_run_dir(run_dir, resume)
     pl.seed_everything(int(cfg["seed"]), workers=True, verbose=False)
-    if os.environ.get("SEGSSL_THREADS"):
-        torch.set_num_threads(int(os.environ["SEGSSL_THREADS"]))
-    torch.set_flush_denormal(True)  # denormals slow CPU convolutions several-fold
+    configure_cpu()
     source = load_source(cfg["data"]["path"], generated_seed=int(cfg.get("data", {}).get("generated_seed", 0)))
     method = build_method(cfg, source.info)
     rd = plan_data(source, cfg, method.inputs, run_dir)

@@ -138,9 +138,7 @@ def table(data: str | None) -> str:
             f"{means['Seq05VD']:.2f} | {delta[0]} | {delta[1]} |"
         )
         for sd, c in cells.items():
-            per_seed.append(
-                f"| {budget} | {label} | {sd} | {c['all']:.2f} | {c['0001TP']:.2f} | {c['Seq05VD']:.2f} |"
-            )
+            per_seed.append(f"| {budget} | {label} | {sd} | {c['all']:.2f} | {c['0001TP']:.2f} | {c['Seq05VD']:.2f} |")
             drift += [c["drift"]] if c["drift"] is not None else []
     body = "\n".join(lines)
     if missing:

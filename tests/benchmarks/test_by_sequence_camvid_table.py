@@ -35,11 +35,11 @@ def test_means_over_seeds_and_deltas_against_the_budgets_random_row(tmp_path, mo
     _archive(results, "sup3000/1-8", 41.0, 42.0, 40.5, 41.0)
     body = by_sequence_camvid.table(None)  # None: read only, score nothing
     lines = body.splitlines()
-    assert "| 800 | random 1x | 1/2 | 37.50 | 35.50 | 37.50 | 0.00 | 0.00 |" in lines
+    assert "| 800 | random 1x | 1/2 | 37.50 | 35.50 | 37.50 | +0.00 | +0.00 |" in lines
     # pretrained: means 38.5 / 39.5 / 37.0; against random 1x +4.00 on 0001TP and -0.50 on Seq05VD
-    assert "| 800 | pretrained | 0/1 | 38.50 | 39.50 | 37.00 | 4.00 | -0.50 |" in lines
+    assert "| 800 | pretrained | 0/1 | 38.50 | 39.50 | 37.00 | +4.00 | -0.50 |" in lines
     # each budget is measured against its own random-init row, never another budget's
-    assert "| 3000 | random 1x | 0 | 41.00 | 42.00 | 40.50 | 0.00 | 0.00 |" in lines
+    assert "| 3000 | random 1x | 0 | 41.00 | 42.00 | 40.50 | +0.00 | +0.00 |" in lines
     assert "Not scored (no finished run with a checkpoint here): 800 steps, never run." in body
-    assert "to within 0.10 points" in body  # the largest |re-scored - own final| (sup seed 2)
+    assert "to within 0.10 points, over 5 runs" in body  # the largest |re-scored - own final| (sup seed 2)
     assert "| 800 | pretrained | 1 | 38.00 | 39.00 | 36.00 |" in lines

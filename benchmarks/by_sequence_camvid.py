@@ -72,6 +72,12 @@ ROWS = [
     ("3000", "random init, 1x", RUNS / "semi_camvid_3000_s16" / "supervised", "1-8"),
     (
         "3000",
+        "random init, 0.1x encoder (control)",
+        RUNS / "semi_camvid_3000_s16" / "supervised_enclr0.1",
+        "1-8",
+    ),
+    (
+        "3000",
         "region 300 steps, 0.1x",
         RUNS / "semi_camvid_3000_wspixpro_unet_region" / "supervised_enclr0.1",
         "1-8",

@@ -165,6 +165,9 @@ def test_group_by_scores_each_group_like_its_own_split(two_sequences, tmp_path, 
     # with a capture group, the group is what it captured
     assert main([*base, "--out", str(tmp_path / "c"), "--group-by", "^seq(.)_"]) == 0
     assert list(json.loads((tmp_path / "c" / "metrics.json").read_text())["groups"]) == ["A", "B"]
+    # an optional group that did not take part: the whole match names the group
+    assert main([*base, "--out", str(tmp_path / "o"), "--group-by", "^seq(A)?B?"]) == 0
+    assert list(json.loads((tmp_path / "o" / "metrics.json").read_text())["groups"]) == ["A", "seqB"]
 
 
 def test_group_by_errors_are_one_line_and_write_nothing(two_sequences, tmp_path, capsys):

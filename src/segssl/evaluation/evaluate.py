@@ -39,7 +39,8 @@ class GroupedConfusion:
         if m is None:
             where = sample.image if isinstance(sample.image, Path) else sample.stem
             raise DataError(f"{where}: --group-by pattern {self.pattern.pattern!r} does not match its name")
-        return m.group(1) if self.pattern.groups else m.group(0)
+        # an optional group that took no part in the match falls back to the whole match (never a None key)
+        return m.group(1) if self.pattern.groups and m.group(1) is not None else m.group(0)
 
     def add(self, sample: Sample, cm: torch.Tensor) -> None:
         g = self.key(sample)

@@ -17,7 +17,6 @@ run from another machine) are listed as missing, never guessed.
 from __future__ import annotations
 
 import argparse
-import shutil
 import sys
 from pathlib import Path
 from statistics import mean
@@ -27,7 +26,7 @@ from common import (  # noqa: E402
     MAX_SEED,
     ROOT,
     RUNS,
-    archived,
+    archive,
     header,
     load_json,
     run_segssl,
@@ -41,53 +40,26 @@ SEQUENCES = {  # test frames and how the sequence appears in the train split (co
     "0001TP": "62 test frames; 62 train frames of the same sequence",
     "Seq05VD": "171 test frames; no train or val frame",
 }
-# (budget, row label, parent of the cell's run folders, cell name): the rows of the session-18 comparison
+# (budget, row label, parent of the cell's run folders, cell name): the rows of the session-18/19 comparison
+PRE, PRE1500 = RUNS / "pretrain_camvid", RUNS / "pretrain_camvid_1500"
+REGION, LR01 = "pixpro_unet_region", "finetune_lr0.1_1-8"
+CONTROL = "random init, 0.1x encoder (control)"
 ROWS = [
     ("800", "random init, 1x (supervised baseline)", RUNS / "supervised_camvid", "1-8"),
-    ("800", "random init, 0.1x encoder (control)", RUNS / "pretrain_camvid" / "random", "finetune_lr0.1_1-8"),
-    ("800", "region 300 steps, 0.1x", RUNS / "pretrain_camvid" / "pixpro_unet_region", "finetune_lr0.1_1-8"),
-    ("800", "region 300 steps, 1x", RUNS / "pretrain_camvid" / "pixpro_unet_region", "finetune_1-8"),
-    (
-        "800",
-        "region 300 steps train only, 0.1x",
-        RUNS / "pretrain_camvid_train" / "pixpro_unet_region",
-        "finetune_lr0.1_1-8",
-    ),
-    ("800", "region 1500 steps, 0.1x", RUNS / "pretrain_camvid_1500" / "pixpro_unet_region", "finetune_lr0.1_1-8"),
-    ("800", "region 1500 steps, 1x", RUNS / "pretrain_camvid_1500" / "pixpro_unet_region", "finetune_1-8"),
-    (
-        "800",
-        "region 1500 steps train only, 0.1x",
-        RUNS / "pretrain_camvid_1500_train" / "pixpro_unet_region",
-        "finetune_lr0.1_1-8",
-    ),
+    ("800", CONTROL, PRE / "random", LR01),
+    ("800", "region 300 steps, 0.1x", PRE / REGION, LR01),
+    ("800", "region 300 steps, 1x", PRE / REGION, "finetune_1-8"),
+    ("800", "region 300 steps train only, 0.1x", RUNS / "pretrain_camvid_train" / REGION, LR01),
+    ("800", "region 1500 steps, 0.1x", PRE1500 / REGION, LR01),
+    ("800", "region 1500 steps, 1x", PRE1500 / REGION, "finetune_1-8"),
+    ("800", "region 1500 steps train only, 0.1x", RUNS / "pretrain_camvid_1500_train" / REGION, LR01),
     ("1000", "random init, 1x", RUNS / "semi_camvid_1000" / "supervised", "1-8"),
-    ("1000", "random init, 0.1x encoder (control)", RUNS / "semi_camvid_1000" / "supervised_enclr0.1", "1-8"),
-    (
-        "1000",
-        "region 300 steps, 0.1x",
-        RUNS / "semi_camvid_1000_wspixpro_unet_region" / "supervised_enclr0.1",
-        "1-8",
-    ),
+    ("1000", CONTROL, RUNS / "semi_camvid_1000" / "supervised_enclr0.1", "1-8"),
+    ("1000", "region 300 steps, 0.1x", RUNS / f"semi_camvid_1000_ws{REGION}" / "supervised_enclr0.1", "1-8"),
     ("3000", "random init, 1x", RUNS / "semi_camvid_3000_s16" / "supervised", "1-8"),
-    (
-        "3000",
-        "random init, 0.1x encoder (control)",
-        RUNS / "semi_camvid_3000_s16" / "supervised_enclr0.1",
-        "1-8",
-    ),
-    (
-        "3000",
-        "region 300 steps, 0.1x",
-        RUNS / "semi_camvid_3000_wspixpro_unet_region" / "supervised_enclr0.1",
-        "1-8",
-    ),
-    (
-        "3000",
-        "region 1500 steps, 0.1x",
-        RUNS / "semi_camvid_3000_wspixpro_unet_region-p1500" / "supervised_enclr0.1",
-        "1-8",
-    ),
+    ("3000", CONTROL, RUNS / "semi_camvid_3000_s16" / "supervised_enclr0.1", "1-8"),
+    ("3000", "region 300 steps, 0.1x", RUNS / f"semi_camvid_3000_ws{REGION}" / "supervised_enclr0.1", "1-8"),
+    ("3000", "region 1500 steps, 0.1x", RUNS / f"semi_camvid_3000_ws{REGION}-p1500" / "supervised_enclr0.1", "1-8"),
 ]
 
 
@@ -101,8 +73,7 @@ def score(run_dir: Path, data: str) -> dict | None:
         return None
     args = ["evaluate", "--checkpoint", str(ckpt), "--data", data, "--split", "test", "--group-by", GROUP_BY]
     run_segssl(args + ["--device", "cpu"], out.parent, RUNS / "by_sequence_camvid.log")
-    archived(out).parent.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(out, archived(out))
+    archive(out)
     return load_json(out)
 
 

@@ -139,10 +139,14 @@ def finish(info: dict, run_dir: Path) -> None:
     """Mark a run finished (bench.json) and archive its small result files under benchmarks/results/."""
     save_json(info, run_dir / "bench.json")
     for name in ARCHIVED:
-        src = run_dir / name
-        if src.is_file() and archived(src) != src:
-            archived(src).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(src, archived(src))
+        archive(run_dir / name)
+
+
+def archive(src: Path) -> None:
+    """Copy one small result file of a run into the committed archive (a no-op outside benchmarks/runs/)."""
+    if src.is_file() and archived(src) != src:
+        archived(src).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(src, archived(src))
 
 
 def sets(items: list[str]) -> list[str]:

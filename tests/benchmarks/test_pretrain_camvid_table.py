@@ -10,8 +10,12 @@ import common  # noqa: E402
 import pretrain_camvid  # noqa: E402
 
 
-def _table(tmp_path: Path, monkeypatch, out: str, args: argparse.Namespace, name: str) -> str:
-    """The section `write_table` writes for run folder `out`, with every benchmark path under tmp_path."""
+def _table(tmp_path: Path, monkeypatch, steps: int = 1500, pool: str = "trainval") -> str:
+    """The section `write_table` writes for a pretraining budget and pool (its run folder and section name follow
+    from them, as in the benchmark), with every benchmark path under tmp_path."""
+    args = argparse.Namespace(steps=steps, pool=pool)
+    out = "pretrain_camvid" + pretrain_camvid.variant(args, "_")
+    name = "pretrain-camvid" + pretrain_camvid.variant(args, "-")
     runs = tmp_path / "benchmarks" / "runs"
     monkeypatch.setattr(common, "RUNS", runs)
     monkeypatch.setattr(common, "RESULTS", tmp_path / "benchmarks" / "results")
@@ -32,13 +36,7 @@ def test_a_longer_budget_table_keeps_the_shared_random_row_from_the_archive(tmp_
     for rel, miou in cells.items():
         (results / rel).mkdir(parents=True)
         (results / rel / "metrics.json").write_text(json.dumps({"miou": miou}))
-    body = _table(
-        tmp_path,
-        monkeypatch,
-        "pretrain_camvid_1500",
-        argparse.Namespace(steps=1500, pool="trainval"),
-        "pretrain-camvid-1500",
-    )
+    body = _table(tmp_path, monkeypatch)
     rows = [r for r in body.splitlines() if r.startswith("| ")][1:]
     assert [r.split(" | ")[0] for r in rows] == ["| random", "| pixpro_unet_region"]
     assert "| 14.9 |" in rows[0] and "| 20.5 |" in rows[1]
@@ -60,13 +58,7 @@ def test_fine_tune_replicates_are_averaged_against_the_baselines_replicates(tmp_
     for name, miou in {"finetune_lr0.1_1-8": 41.0, "finetune_lr0.1_1-8-seed1": 42.0, "finetune_1-8": 37.0}.items():
         _metrics(region / name, miou)
     _metrics(runs / "pretrain_camvid" / "random" / "linear", 14.9)
-    body = _table(
-        tmp_path,
-        monkeypatch,
-        "pretrain_camvid_1500",
-        argparse.Namespace(steps=1500, pool="trainval"),
-        "pretrain-camvid-1500",
-    )
+    body = _table(tmp_path, monkeypatch)
     rows = [r.split(" | ") for r in body.splitlines() if r.startswith("| ")]
     by_init = {r[0]: r for r in rows[1:3]}
     assert by_init["| random"][6:10] == ["39.0 (mean of 3) (supervised 1/8 baseline)", "—", "39.0 (mean of 3)", "— |"]
@@ -112,7 +104,7 @@ def test_a_train_pool_pretraining_holds_val_out_and_gets_its_own_table(tmp_path,
     ] == ["val"]
     runs = tmp_path / "benchmarks" / "runs"
     _metrics(runs / "pretrain_camvid_train" / "pixpro_unet_region" / "finetune_lr0.1_1-8", 38.0)
-    body = _table(tmp_path, monkeypatch, "pretrain_camvid_train", args, "pretrain-camvid-train")
+    body = _table(tmp_path, monkeypatch, args.steps, args.pool)
     assert "`python benchmarks/pretrain_camvid.py --pool train`" in body
     assert "367 CamVid train images, val held out" in body and "pretrained on train only" in body
     assert [r.split(" | ")[0] for r in body.splitlines() if r.startswith("| ")][1:] == ["| pixpro_unet_region"]
@@ -132,9 +124,7 @@ def test_random_init_fine_tunes_only_as_the_slow_encoder_control(tmp_path, monke
     _metrics(runs / "pretrain_camvid" / "random" / "finetune_lr0.1_1-8-seed1", 37.0)
     _metrics(runs / "pretrain_camvid" / "random" / "finetune_encoder_lr0.1_1-8", 99.0)  # not a control: unread
     _metrics(runs / "supervised_camvid" / "1-8", 38.0)
-    body = _table(
-        tmp_path, monkeypatch, "pretrain_camvid", argparse.Namespace(steps=300, pool="trainval"), "pretrain-camvid"
-    )
+    body = _table(tmp_path, monkeypatch, 300)
     rows = [r.split(" | ") for r in body.splitlines() if r.startswith("| random")]
     assert rows[0][6:10] == ["38.0 (supervised 1/8 baseline)", "36.5 (mean of 2)", "38.0", "— |"]
     assert rows[1] == ["| random", "fine-tuned 1/8 at 0.1x encoder lr (final)", "36.0 / 37.0", "0/1 |"]

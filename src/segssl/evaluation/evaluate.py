@@ -49,16 +49,18 @@ class GroupedConfusion:
 
     def metrics(self, classes: list[str]) -> dict:
         """Per group (sorted): the same dataset-level scores as the split's, from that group's images only."""
-        out = {}
-        for g in sorted(self.cms):
-            res = scores(self.cms[g], classes)
-            out[g] = {
-                "miou": res["miou"],
-                "pixel_acc": res["pixel_acc"],
-                "per_class_iou": res["per_class_iou"],
-                "num_images": self.counts[g],
-            }
-        return out
+        return {g: headline_scores(self.cms[g], classes, self.counts[g]) for g in sorted(self.cms)}
+
+
+def headline_scores(cm: torch.Tensor, classes: list[str], num_images: int) -> dict:
+    """The scores a split and each of its groups report alike, so the two never drift apart."""
+    res = scores(cm, classes)
+    return {
+        "miou": res["miou"],
+        "pixel_acc": res["pixel_acc"],
+        "per_class_iou": res["per_class_iou"],
+        "num_images": num_images,
+    }
 
 
 def metrics_dict(
@@ -69,14 +71,10 @@ def metrics_dict(
     checkpoint: str,
     groups: GroupedConfusion | None = None,
 ) -> dict:
-    res = scores(cm, list(source.info.classes))
     out = {
         "split": split,
         "checkpoint": checkpoint,
-        "miou": res["miou"],
-        "pixel_acc": res["pixel_acc"],
-        "per_class_iou": res["per_class_iou"],
-        "num_images": num_images,
+        **headline_scores(cm, list(source.info.classes), num_images),
         "classes": list(source.info.classes),
         "ignore_index": source.info.ignore_index,
         "confusion_matrix": cm.tolist(),

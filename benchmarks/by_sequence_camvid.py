@@ -22,6 +22,8 @@ from pathlib import Path
 from statistics import mean
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import pretrain_camvid  # noqa: E402
+import semi_camvid  # noqa: E402
 from common import (  # noqa: E402
     MAX_SEED,
     ROOT,
@@ -40,26 +42,43 @@ SEQUENCES = {  # test frames and how the sequence appears in the train split (co
     "0001TP": "62 test frames; 62 train frames of the same sequence",
     "Seq05VD": "171 test frames; no train or val frame",
 }
-# (budget, row label, parent of the cell's run folders, cell name): the rows of the session-18/19 comparison
-PRE, PRE1500 = RUNS / "pretrain_camvid", RUNS / "pretrain_camvid_1500"
-REGION, LR01 = "pixpro_unet_region", "finetune_lr0.1_1-8"
+
+
+# (budget, row label, parent of the cell's run folders, cell name): the rows of the session-18/19/20 comparison.
+# Each parent is named by the arguments of the benchmark command that made it, as that benchmark names it.
+def pretrain_runs(argv: str) -> Path:
+    """Run folder of a `benchmarks/pretrain_camvid.py ARGV` invocation."""
+    return pretrain_camvid.run_folder(pretrain_camvid.parser().parse_args(argv.split()))
+
+
+def semi_runs(argv: str) -> Path:
+    """Run folder of a `benchmarks/semi_camvid.py ARGV` invocation."""
+    return semi_camvid.run_folder(semi_camvid.parser().parse_args(argv.split()))
+
+
+REGION, LR01, ENCLR = "pixpro_unet_region", "finetune_lr0.1_1-8", "supervised_enclr0.1"
 CONTROL = "random init, 0.1x encoder (control)"
 ROWS = [
     ("800", "random init, 1x (supervised baseline)", RUNS / "supervised_camvid", "1-8"),
-    ("800", CONTROL, PRE / "random", LR01),
-    ("800", "region 300 steps, 0.1x", PRE / REGION, LR01),
-    ("800", "region 300 steps, 1x", PRE / REGION, "finetune_1-8"),
-    ("800", "region 300 steps train only, 0.1x", RUNS / "pretrain_camvid_train" / REGION, LR01),
-    ("800", "region 1500 steps, 0.1x", PRE1500 / REGION, LR01),
-    ("800", "region 1500 steps, 1x", PRE1500 / REGION, "finetune_1-8"),
-    ("800", "region 1500 steps train only, 0.1x", RUNS / "pretrain_camvid_1500_train" / REGION, LR01),
-    ("1000", "random init, 1x", RUNS / "semi_camvid_1000" / "supervised", "1-8"),
-    ("1000", CONTROL, RUNS / "semi_camvid_1000" / "supervised_enclr0.1", "1-8"),
-    ("1000", "region 300 steps, 0.1x", RUNS / f"semi_camvid_1000_ws{REGION}" / "supervised_enclr0.1", "1-8"),
-    ("3000", "random init, 1x", RUNS / "semi_camvid_3000_s16" / "supervised", "1-8"),
-    ("3000", CONTROL, RUNS / "semi_camvid_3000_s16" / "supervised_enclr0.1", "1-8"),
-    ("3000", "region 300 steps, 0.1x", RUNS / f"semi_camvid_3000_ws{REGION}" / "supervised_enclr0.1", "1-8"),
-    ("3000", "region 1500 steps, 0.1x", RUNS / f"semi_camvid_3000_ws{REGION}-p1500" / "supervised_enclr0.1", "1-8"),
+    ("800", CONTROL, pretrain_runs("") / "random", LR01),
+    ("800", "region 300 steps, 0.1x", pretrain_runs("") / REGION, LR01),
+    ("800", "region 300 steps, 1x", pretrain_runs("") / REGION, "finetune_1-8"),
+    ("800", "region 300 steps train only, 0.1x", pretrain_runs("--pool train") / REGION, LR01),
+    ("800", "region 1500 steps, 0.1x", pretrain_runs("--steps 1500") / REGION, LR01),
+    ("800", "region 1500 steps, 1x", pretrain_runs("--steps 1500") / REGION, "finetune_1-8"),
+    ("800", "region 1500 steps train only, 0.1x", pretrain_runs("--steps 1500 --pool train") / REGION, LR01),
+    ("1000", "random init, 1x", semi_runs("--steps 1000") / "supervised", "1-8"),
+    ("1000", CONTROL, semi_runs("--steps 1000") / ENCLR, "1-8"),
+    ("1000", "region 300 steps, 0.1x", semi_runs(f"--steps 1000 --warmstart {REGION}") / ENCLR, "1-8"),
+    ("3000", "random init, 1x", semi_runs("--steps 3000 --tag s16") / "supervised", "1-8"),
+    ("3000", CONTROL, semi_runs("--steps 3000 --tag s16") / ENCLR, "1-8"),
+    ("3000", "region 300 steps, 0.1x", semi_runs(f"--steps 3000 --warmstart {REGION}") / ENCLR, "1-8"),
+    (
+        "3000",
+        "region 1500 steps, 0.1x",
+        semi_runs(f"--steps 3000 --warmstart {REGION} --pretrain-steps 1500") / ENCLR,
+        "1-8",
+    ),
 ]
 
 

@@ -100,7 +100,8 @@ def stage(rd: Path, args: list[str], log: Path, need_checkpoint: bool = False) -
     return info
 
 
-def main() -> None:
+def parser() -> argparse.ArgumentParser:
+    """The command line (also how other benchmarks name this one's run folders, through `run_folder`)."""
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--data", default=str((ROOT / ".." / "shared" / "data" / "camvid").resolve()))
     ap.add_argument("--methods", default=",".join(["random", *METHODS]))
@@ -129,8 +130,17 @@ def main() -> None:
     )
     ap.add_argument("--out", help="run folder (default benchmarks/runs/pretrain_camvid[_STEPS][_train])")
     ap.add_argument("--table-only", action="store_true")
-    args = ap.parse_args()
-    out = Path(args.out) if args.out else Path(f"{RUNS}{variant(args, '_')}")
+    return ap
+
+
+def run_folder(args) -> Path:
+    """Where one invocation's runs go: `--out`, or the default folder named by its budget and pool."""
+    return Path(args.out) if args.out else Path(f"{RUNS}{variant(args, '_')}")
+
+
+def main() -> None:
+    args = parser().parse_args()
+    out = run_folder(args)
     log = out / "log.txt"
     if not args.table_only:
         stages = set(args.stages.split(","))

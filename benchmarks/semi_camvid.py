@@ -161,8 +161,8 @@ def supervised_start(args) -> bool:
 def random_init_line(args) -> str:
     """The same budget's random-init supervised cells (every seed run), the reference a pretraining must beat;
     a supervised variant run from random init too (e.g. `supervised_enclr0.1`) is its control, listed after it."""
-    ref = argparse.Namespace(**{**vars(args), "warmstart": "0", "tag": ""})
-    runs = ROOT / "benchmarks" / "runs" / f"semi_camvid{variant(ref, '_')}"
+    ref = argparse.Namespace(**{**vars(args), "warmstart": "0", "tag": "", "out": None})
+    runs = run_folder(ref)
     # every supervised variant: one with no cell (here or in the archive of a fresh checkout) lists nothing
     controls = [v for v, (base, _) in VARIANTS.items() if base == "supervised"]
     found = []
@@ -223,7 +223,8 @@ def command(args) -> str:
     )
 
 
-def main() -> None:
+def parser() -> argparse.ArgumentParser:
+    """The command line (also how other benchmarks name this one's run folders, through `run_folder`)."""
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--data", default=str((ROOT / ".." / "shared" / "data" / "camvid").resolve()))
     ap.add_argument("--methods", default=",".join(METHODS), help=f"also {ORACLE} and {', '.join(VARIANTS)}")
@@ -272,9 +273,17 @@ def main() -> None:
     ap.add_argument("--warmup", type=int, default=DEFAULT_WARMUP, help="lr warm-up steps (GPU protocol: 100)")
     ap.add_argument("--out", help="run folder (default benchmarks/runs/semi_camvid[_STEPS])")
     ap.add_argument("--table-only", action="store_true")
-    args = ap.parse_args()
-    runs = ROOT / "benchmarks" / "runs" / "semi_camvid"
-    out = Path(args.out) if args.out else Path(f"{runs}{variant(args, '_')}")
+    return ap
+
+
+def run_folder(args) -> Path:
+    """Where one invocation's runs go: `--out`, or the default folder named by its budget variant."""
+    return Path(args.out) if args.out else ROOT / "benchmarks" / "runs" / f"semi_camvid{variant(args, '_')}"
+
+
+def main() -> None:
+    args = parser().parse_args()
+    out = run_folder(args)
     if not args.table_only:
         for frac in args.fractions.split(","):
             for m in args.methods.split(","):

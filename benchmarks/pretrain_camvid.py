@@ -3,7 +3,7 @@
 For each method (and random initialisation): linear-probe mIoU, kNN mIoU (frozen features, all train
 labels), and mIoU after fine-tuning with 1/8 of the train labels (the supervised benchmark's config,
 budget and split). Usage: python benchmarks/pretrain_camvid.py [--methods pixpro_unet,densecl,...]
-[--steps N] [--finetune-parts all,all@0.1,encoder,encoder@0.1] [--seed N] [--pool train]
+[--steps N] [--finetune-parts all,all@0.1,encoder,encoder@0.1] [--seed N] [--pool train] [--pretrain-seed N]
 Writes benchmarks/runs/pretrain_camvid/<method>/{pretrain,linear,knn,finetune_1-8}/ and the
 `pretrain-camvid` table in BENCHMARKS.md.
 """
@@ -128,7 +128,14 @@ def parser() -> argparse.ArgumentParser:
         default="trainval",
         help="images pretraining reads: train+val (the issue's protocol) or train alone (val held out like test)",
     )
-    ap.add_argument("--out", help="run folder (default benchmarks/runs/pretrain_camvid[_STEPS][_train])")
+    ap.add_argument(
+        "--pretrain-seed",
+        type=int,
+        default=0,
+        help="seed of the pretraining itself (crops, pairs, initial weights): a replicate of the pretraining, in "
+        "its own run folder (_pseedN) and section, fine-tuned with the same --seed training seeds",
+    )
+    ap.add_argument("--out", help="run folder (default benchmarks/runs/pretrain_camvid[_STEPS][_train][_pseedN])")
     ap.add_argument("--table-only", action="store_true")
     return ap
 
@@ -155,7 +162,7 @@ def main() -> None:
             elif "pretrain" in stages:
                 stage(
                     base / "pretrain",
-                    pretrain_command(m, args.data, args.steps, POOLS[args.pool]),
+                    pretrain_command(m, args.data, args.steps, pretrain_extra(args)),
                     log,
                     need_checkpoint=any(not load_json(base / s / "bench.json") for s in todo),
                 )
@@ -221,8 +228,15 @@ def finetune_sets(ckpt: str, spec: str) -> list[str]:
 
 
 def variant(args, sep: str) -> str:
-    """Name suffix of a non-default pretraining (budget, pool), so runs and sections never mix."""
-    return budget_suffix(args.steps, DEFAULT_STEPS, sep) + ("" if args.pool == "trainval" else f"{sep}{args.pool}")
+    """Name suffix of a non-default pretraining (budget, pool, seed), so runs and sections never mix."""
+    pool = "" if args.pool == "trainval" else f"{sep}{args.pool}"
+    seed = f"{sep}pseed{args.pretrain_seed}" if args.pretrain_seed else ""
+    return budget_suffix(args.steps, DEFAULT_STEPS, sep) + pool + seed
+
+
+def pretrain_extra(args) -> list[str]:
+    """Config overrides of this invocation's pretraining beyond the budget: its image pool and seed."""
+    return [*POOLS[args.pool], *([f"seed={args.pretrain_seed}"] if args.pretrain_seed else [])]
 
 
 def finetune_mious(base: Path, spec: str) -> dict[int, float]:
@@ -289,6 +303,7 @@ def write_table(out: Path, args) -> None:
         + header(
             f"python benchmarks/pretrain_camvid.py{budget_suffix(args.steps, DEFAULT_STEPS, ' --steps ')}"
             + ("" if args.pool == "trainval" else f" --pool {args.pool}")
+            + (f" --pretrain-seed {args.pretrain_seed}" if args.pretrain_seed else "")
         )
         + f"\nPretraining: {args.steps} steps of batch 8 two-view 96x128 crops on {POOL_TEXT[args.pool]} "
         "(labels never read), UNet / ResNet-18, each method's config in `configs/pretrain/`. "
@@ -307,6 +322,8 @@ def write_table(out: Path, args) -> None:
         body = body.replace("pretraining, CamVid", f"pretraining for {args.steps} steps, CamVid", 1)
     if args.pool != "trainval":
         body = body.replace(", CamVid (test split)", f", CamVid, pretrained on {args.pool} only (test split)", 1)
+    if args.pretrain_seed:
+        body = body.replace(" (test split)", f", pretraining seed {args.pretrain_seed} (test split)", 1)
     write_section(f"pretrain-camvid{variant(args, '-')}", body)
 
 

@@ -10,10 +10,15 @@ import common  # noqa: E402
 import pretrain_camvid  # noqa: E402
 
 
-def _table(tmp_path: Path, monkeypatch, steps: int = 1500, pool: str = "trainval") -> str:
-    """The section `write_table` writes for a pretraining budget and pool (its run folder and section name follow
-    from them, as in the benchmark), with every benchmark path under tmp_path."""
-    args = argparse.Namespace(steps=steps, pool=pool)
+def _args(argv: str = "--steps 1500") -> argparse.Namespace:
+    """The benchmark's own parsed command line (so every option it adds has its default here too)."""
+    return pretrain_camvid.parser().parse_args(argv.split())
+
+
+def _table(tmp_path: Path, monkeypatch, argv: str = "--steps 1500") -> str:
+    """The section `write_table` writes for a pretraining budget, pool and seed (its run folder and section name
+    follow from them, as in the benchmark), with every benchmark path under tmp_path."""
+    args = _args(argv)
     out = "pretrain_camvid" + pretrain_camvid.variant(args, "_")
     name = "pretrain-camvid" + pretrain_camvid.variant(args, "-")
     runs = tmp_path / "benchmarks" / "runs"
@@ -92,9 +97,9 @@ def test_a_train_pool_pretraining_holds_val_out_and_gets_its_own_table(tmp_path,
     own, and the later `--set` empties the pool's extra splits, so val images are never read."""
     from segssl.config import load_config
 
-    args = argparse.Namespace(steps=300, pool="train")
+    args = _args("--pool train")
     assert pretrain_camvid.variant(args, "_") == "_train"
-    assert pretrain_camvid.variant(argparse.Namespace(steps=1500, pool="trainval"), "-") == "-1500"
+    assert pretrain_camvid.variant(_args("--steps 1500"), "-") == "-1500"
     cmd = pretrain_camvid.pretrain_command("pixpro_unet_region", "DATA", 300, pretrain_camvid.POOLS["train"])
     overrides = [cmd[i + 1] for i, a in enumerate(cmd) if a == "--set"]
     assert load_config(None, overrides)["data"]["unlabeled_extra"] == []
@@ -104,7 +109,7 @@ def test_a_train_pool_pretraining_holds_val_out_and_gets_its_own_table(tmp_path,
     ] == ["val"]
     runs = tmp_path / "benchmarks" / "runs"
     _metrics(runs / "pretrain_camvid_train" / "pixpro_unet_region" / "finetune_lr0.1_1-8", 38.0)
-    body = _table(tmp_path, monkeypatch, args.steps, args.pool)
+    body = _table(tmp_path, monkeypatch, "--pool train")
     assert "`python benchmarks/pretrain_camvid.py --pool train`" in body
     assert "367 CamVid train images, val held out" in body and "pretrained on train only" in body
     assert [r.split(" | ")[0] for r in body.splitlines() if r.startswith("| ")][1:] == ["| pixpro_unet_region"]
@@ -124,7 +129,27 @@ def test_random_init_fine_tunes_only_as_the_slow_encoder_control(tmp_path, monke
     _metrics(runs / "pretrain_camvid" / "random" / "finetune_lr0.1_1-8-seed1", 37.0)
     _metrics(runs / "pretrain_camvid" / "random" / "finetune_encoder_lr0.1_1-8", 99.0)  # not a control: unread
     _metrics(runs / "supervised_camvid" / "1-8", 38.0)
-    body = _table(tmp_path, monkeypatch, 300)
+    body = _table(tmp_path, monkeypatch, "--steps 300")
     rows = [r.split(" | ") for r in body.splitlines() if r.startswith("| random")]
     assert rows[0][6:10] == ["38.0 (supervised 1/8 baseline)", "36.5 (mean of 2)", "38.0", "— |"]
     assert rows[1] == ["| random", "fine-tuned 1/8 at 0.1x encoder lr (final)", "36.0 / 37.0", "0/1 |"]
+
+
+def test_a_pretraining_seed_replicate_gets_its_own_runs_table_and_seed(tmp_path, monkeypatch):
+    """`--pretrain-seed N` repeats the pretraining itself: the run goes to its own folder and section (never
+    mixing with seed 0's), the pretraining command sets `seed=N`, and the section names the seed and command."""
+    from segssl.config import load_config
+
+    args = _args("--steps 1500 --pool train --pretrain-seed 1")
+    assert pretrain_camvid.variant(args, "_") == "_1500_train_pseed1"
+    assert pretrain_camvid.run_folder(args).name == "pretrain_camvid_1500_train_pseed1"
+    cmd = pretrain_camvid.pretrain_command("pixpro_unet_region", "DATA", 1500, pretrain_camvid.pretrain_extra(args))
+    cfg = load_config(None, [cmd[i + 1] for i, a in enumerate(cmd) if a == "--set"])
+    assert cfg["seed"] == 1 and cfg["data"]["unlabeled_extra"] == []
+    assert "seed=0" not in pretrain_camvid.pretrain_extra(_args("--steps 1500 --pool train"))
+    runs = tmp_path / "benchmarks" / "runs"
+    _metrics(runs / "pretrain_camvid_1500_train_pseed1" / "pixpro_unet_region" / "finetune_lr0.1_1-8", 39.5)
+    body = _table(tmp_path, monkeypatch, "--steps 1500 --pool train --pretrain-seed 1")
+    assert "`python benchmarks/pretrain_camvid.py --steps 1500 --pool train --pretrain-seed 1`" in body
+    assert "pretrained on train only, pretraining seed 1 (test split)" in body
+    assert "| pixpro_unet_region |" in body and "39.5" in body

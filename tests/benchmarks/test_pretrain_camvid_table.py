@@ -19,7 +19,6 @@ def _table(tmp_path: Path, monkeypatch, argv: str = "--steps 1500") -> str:
     """The section `write_table` writes for a pretraining budget, pool and seed (its run folder and section name
     follow from them, as in the benchmark), with every benchmark path under tmp_path."""
     args = _args(argv)
-    out = "pretrain_camvid" + pretrain_camvid.variant(args, "_")
     name = "pretrain-camvid" + pretrain_camvid.variant(args, "-")
     runs = tmp_path / "benchmarks" / "runs"
     monkeypatch.setattr(common, "RUNS", runs)
@@ -29,7 +28,7 @@ def _table(tmp_path: Path, monkeypatch, argv: str = "--steps 1500") -> str:
     monkeypatch.setattr(pretrain_camvid, "SUPERVISED", runs / "supervised_camvid")
     written = {}
     monkeypatch.setattr(pretrain_camvid, "write_section", lambda n, body: written.update({n: body}))
-    pretrain_camvid.write_table(runs / out, args)
+    pretrain_camvid.write_table(pretrain_camvid.run_folder(args), args)  # the benchmark's own folder, under tmp
     return written[name]
 
 

@@ -25,7 +25,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import pretrain_camvid  # noqa: E402
 import semi_camvid  # noqa: E402
 from common import (  # noqa: E402
-    MAX_SEED,
     ROOT,
     RUNS,
     archive,
@@ -33,6 +32,7 @@ from common import (  # noqa: E402
     load_json,
     run_segssl,
     seeded,
+    seeds_of,
     write_section,
 )
 
@@ -105,7 +105,7 @@ def score(run_dir: Path, data: str) -> dict | None:
 def cell_scores(parent: Path, name: str, data: str | None) -> dict[int, dict]:
     """Per training seed of one cell: {"all", "0001TP", "Seq05VD", "drift"} test mIoU; `data=None` only reads."""
     found = {}
-    for sd in range(MAX_SEED + 1):
+    for sd in seeds_of(parent, name):
         rd = parent / seeded(name, sd)
         met = score(rd, data) if data else load_json(rd / EVAL / "metrics.json")
         if met is None:

@@ -9,6 +9,7 @@ session on a fresh checkout: a table fills in over several sessions.
 
 from __future__ import annotations
 
+import glob
 import json
 import os
 import platform
@@ -109,17 +110,26 @@ def ran(run_dir: Path) -> bool:
     return Path(run_dir).exists() or archived(run_dir).exists()
 
 
-MAX_SEED = 4  # training-seed replicates a table looks for (`--seed 1..MAX_SEED`)
-
-
 def seeded(name: str, seed: int) -> str:
     """Run folder of a training-seed replicate: `name` for seed 0, `name-seedN` for seed N."""
     return name + (f"-seed{seed}" if seed else "")
 
 
+def seeds_of(parent: Path, name: str) -> list[int]:
+    """Training seeds of one cell: 0 (the cell itself) and every `name-seedN` folder, here or archived, so a
+    table shows as many replicates as were run, not a fixed number of them."""
+    found = {0}
+    for root in {Path(parent), archived(parent)}:
+        for d in root.glob(f"{glob.escape(name)}-seed*"):
+            tail = d.name[len(name) + len("-seed") :]
+            if tail.isdigit() and d.is_dir():
+                found.add(int(tail))
+    return sorted(found)
+
+
 def seed_metrics(parent: Path, name: str) -> dict[int, dict]:
     """metrics.json of every training seed run of one cell (seed 0 = the cell itself), here or archived."""
-    found = ((sd, load_json(Path(parent) / seeded(name, sd) / "metrics.json")) for sd in range(MAX_SEED + 1))
+    found = ((sd, load_json(Path(parent) / seeded(name, sd) / "metrics.json")) for sd in seeds_of(parent, name))
     return {sd: met for sd, met in found if met}
 
 

@@ -49,12 +49,16 @@ def test_seed_metrics_finds_every_replicate_here_or_archived(tmp_path, monkeypat
     runs, results = tmp_path / "runs", tmp_path / "results"
     monkeypatch.setattr(common, "RUNS", runs)
     monkeypatch.setattr(common, "RESULTS", results)
-    for root, name, miou in [(runs, "1-8", 38.7), (results, "1-8-seed2", 40.1), (runs, "1-8-seed9", 1.0)]:
+    cells = [(runs, "1-8", 38.7), (results, "1-8-seed2", 40.1), (runs, "1-8-seed12", 41.0)]
+    cells += [(runs, "1-8-seedx", 1.0), (results, "1-8-seed3-old", 2.0), (runs, "1-4-seed5", 3.0)]  # not replicates
+    for root, name, miou in cells:
         (root / "sup" / name).mkdir(parents=True)
         (root / "sup" / name / "metrics.json").write_text(json.dumps({"miou": miou}))
+    (runs / "sup" / "1-8-seed7").mkdir()  # a replicate still running: no metrics.json yet
     assert common.seeded("1-8", 0) == "1-8" and common.seeded("1-8", 3) == "1-8-seed3"
+    assert common.seeds_of(runs / "sup", "1-8") == [0, 2, 7, 12]
     found = common.seed_metrics(runs / "sup", "1-8")
-    assert {sd: m["miou"] for sd, m in found.items()} == {0: 38.7, 2: 40.1}  # seed 9 > MAX_SEED is not read
+    assert {sd: m["miou"] for sd, m in found.items()} == {0: 38.7, 2: 40.1, 12: 41.0}
 
 
 def test_seeds_cell_is_the_value_or_the_mean_with_its_count():

@@ -17,7 +17,6 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import (  # noqa: E402
     ROOT,
-    budget_suffix,
     finish,
     fmt,
     header,
@@ -227,11 +226,25 @@ def finetune_sets(ckpt: str, spec: str) -> list[str]:
     return lr if ckpt == "random" else [f"model.init={ckpt}", f"model.init_parts={part}", *lr]
 
 
+def variant_options(args) -> list[tuple[str, str, object]]:
+    """(flag, name prefix, value) of each non-default pretraining option (budget, pool, seed): the one list that
+    names an invocation's runs and section (`variant`) and writes its command line (`command_line`)."""
+    options = [
+        ("--steps", "", args.steps, DEFAULT_STEPS),
+        ("--pool", "", args.pool, "trainval"),
+        ("--pretrain-seed", "pseed", args.pretrain_seed, 0),
+    ]
+    return [(flag, prefix, value) for flag, prefix, value, default in options if value != default]
+
+
 def variant(args, sep: str) -> str:
     """Name suffix of a non-default pretraining (budget, pool, seed), so runs and sections never mix."""
-    pool = "" if args.pool == "trainval" else f"{sep}{args.pool}"
-    seed = f"{sep}pseed{args.pretrain_seed}" if args.pretrain_seed else ""
-    return budget_suffix(args.steps, DEFAULT_STEPS, sep) + pool + seed
+    return "".join(f"{sep}{prefix}{value}" for _, prefix, value in variant_options(args))
+
+
+def command_line(args) -> str:
+    """The command that regenerates this invocation's table (its non-default pretraining options)."""
+    return "python benchmarks/pretrain_camvid.py" + "".join(f" {f} {v}" for f, _, v in variant_options(args))
 
 
 def pretrain_extra(args) -> list[str]:
@@ -300,11 +313,7 @@ def write_table(out: Path, args) -> None:
         ]
     body = (
         "## Dense self-supervised pretraining, CamVid (test split)\n\n"
-        + header(
-            f"python benchmarks/pretrain_camvid.py{budget_suffix(args.steps, DEFAULT_STEPS, ' --steps ')}"
-            + ("" if args.pool == "trainval" else f" --pool {args.pool}")
-            + (f" --pretrain-seed {args.pretrain_seed}" if args.pretrain_seed else "")
-        )
+        + header(command_line(args))
         + f"\nPretraining: {args.steps} steps of batch 8 two-view 96x128 crops on {POOL_TEXT[args.pool]} "
         "(labels never read), UNet / ResNet-18, each method's config in `configs/pretrain/`. "
         "Probes on frozen full-resolution pixel features with all 367 train masks: linear = multinomial logistic "

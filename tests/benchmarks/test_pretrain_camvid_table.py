@@ -152,3 +152,32 @@ def test_a_pretraining_seed_replicate_gets_its_own_runs_table_and_seed(tmp_path,
     assert "`python benchmarks/pretrain_camvid.py --steps 1500 --pool train --pretrain-seed 1`" in body
     assert "pretrained on train only, pretraining seed 1 (test split)" in body
     assert "| pixpro_unet_region |" in body and "39.5" in body
+
+
+def test_a_pretraining_rerun_for_a_lost_checkpoint_keeps_the_earlier_measurement(tmp_path, monkeypatch):
+    """A fresh checkout re-pretrains when a fine-tune still needs the checkpoint; the archived bench.json then
+    describes the new run but must not lose the first run's minutes and memory (session 22 lost one that way)."""
+    runs, results = tmp_path / "runs", tmp_path / "results"
+    monkeypatch.setattr(common, "RUNS", runs)
+    monkeypatch.setattr(common, "RESULTS", results)
+    rd = runs / "pretrain_camvid" / "m" / "pretrain"
+    (results / "pretrain_camvid" / "m" / "pretrain").mkdir(parents=True)
+    (results / "pretrain_camvid" / "m" / "pretrain" / "bench.json").write_text(json.dumps({"wall_s": 764.0}))
+    calls = []
+
+    def fake_run(args, run_dir, log):
+        calls.append(args)
+        (run_dir / "checkpoints").mkdir(parents=True, exist_ok=True)
+        (run_dir / "checkpoints" / "last.ckpt").write_text("weights")
+        return {"wall_s": 1401.0}
+
+    monkeypatch.setattr(pretrain_camvid, "run_segssl", fake_run)
+    log = tmp_path / "log.txt"
+    assert pretrain_camvid.stage(rd, ["pretrain"], log) == {"wall_s": 764.0}  # no checkpoint needed: not rerun
+    assert calls == []
+    info = pretrain_camvid.stage(rd, ["pretrain"], log, need_checkpoint=True)
+    assert calls == [["pretrain"]] and info == {"wall_s": 1401.0, "earlier_runs": [{"wall_s": 764.0}]}
+    archived = json.loads((results / "pretrain_camvid" / "m" / "pretrain" / "bench.json").read_text())
+    assert archived == info
+    assert pretrain_camvid.stage(rd, ["pretrain"], log, need_checkpoint=True) == info  # checkpoint here now
+    assert len(calls) == 1

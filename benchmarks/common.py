@@ -146,7 +146,13 @@ def seeds_cell(mious: dict[int, float]) -> str:
 
 
 def finish(info: dict, run_dir: Path) -> None:
-    """Mark a run finished (bench.json) and archive its small result files under benchmarks/results/."""
+    """Mark a run finished (bench.json) and archive its small result files under benchmarks/results/. A run
+    finished before (here or archived) is a rerun, e.g. of a pretraining whose checkpoint a fresh checkout lacks:
+    `info` then describes the new run and keeps the earlier runs' info under `earlier_runs`, so no measurement is
+    lost."""
+    before = load_json(run_dir / "bench.json")
+    if before:
+        info["earlier_runs"] = [*before.pop("earlier_runs", []), before]
     save_json(info, run_dir / "bench.json")
     for name in ARCHIVED:
         archive(run_dir / name)

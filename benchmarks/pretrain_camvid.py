@@ -91,13 +91,11 @@ def probe_command(proto: str, ckpt: str, data: str, overrides: list[str]) -> lis
 def stage(rd: Path, args: list[str], log: Path, need_checkpoint: bool = False) -> dict | None:
     """Run one stage unless finished; returns its bench info. A finished pretraining whose checkpoint
     a later stage still needs (but a fresh checkout lacks) is run again from scratch; its bench.json then describes
-    the new run (whose weights the later stages use) and lists the earlier runs' under `earlier_runs`."""
+    the new run (whose weights the later stages use) and keeps the earlier runs' (`finish`)."""
     done = load_json(rd / "bench.json")
     if done and not (need_checkpoint and not (rd / "checkpoints" / "last.ckpt").is_file()):
         return done
     info = run_segssl(args, rd, log)
-    if done:  # run again only to recreate a lost checkpoint: keep what the earlier runs measured beside it
-        info["earlier_runs"] = [*done.pop("earlier_runs", []), done]
     finish(info, rd)
     return info
 

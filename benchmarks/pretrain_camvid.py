@@ -230,12 +230,13 @@ def finetune_sets(ckpt: str, spec: str) -> list[str]:
 def variant_options(args) -> list[tuple[str, str, object]]:
     """(flag, name prefix, value) of each non-default pretraining option (budget, pool, seed): the one list that
     names an invocation's runs and section (`variant`) and writes its command line (`command_line`)."""
-    options = [
-        ("--steps", "", args.steps, DEFAULT_STEPS),
-        ("--pool", "", args.pool, "trainval"),
-        ("--pretrain-seed", "pseed", args.pretrain_seed, 0),
+    defaults = parser()  # the defaults the command line declares, so they are written down once
+    options = [("--steps", "steps", ""), ("--pool", "pool", ""), ("--pretrain-seed", "pretrain_seed", "pseed")]
+    return [
+        (flag, prefix, getattr(args, dest))
+        for flag, dest, prefix in options
+        if getattr(args, dest) != defaults.get_default(dest)
     ]
-    return [(flag, prefix, value) for flag, prefix, value, default in options if value != default]
 
 
 def variant(args, sep: str) -> str:

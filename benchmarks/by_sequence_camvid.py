@@ -73,6 +73,12 @@ ROWS = [
         pretrain_runs("--steps 1500 --pool train --pretrain-seed 1") / REGION,
         LR01,
     ),
+    (
+        "800",
+        "region 1500 steps train only, pretraining seed 2, 0.1x",
+        pretrain_runs("--steps 1500 --pool train --pretrain-seed 2") / REGION,
+        LR01,
+    ),
     ("1000", "random init, 1x", semi_runs("--steps 1000") / "supervised", "1-8"),
     ("1000", CONTROL, semi_runs("--steps 1000") / ENCLR, "1-8"),
     ("1000", "region 300 steps, 0.1x", semi_runs(f"--steps 1000 --warmstart {REGION}") / ENCLR, "1-8"),

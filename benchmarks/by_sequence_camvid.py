@@ -67,17 +67,14 @@ ROWS = [
     ("800", "region 1500 steps, 0.1x", pretrain_runs("--steps 1500") / REGION, LR01),
     ("800", "region 1500 steps, 1x", pretrain_runs("--steps 1500") / REGION, "finetune_1-8"),
     ("800", "region 1500 steps train only, 0.1x", pretrain_runs("--steps 1500 --pool train") / REGION, LR01),
-    (
-        "800",
-        "region 1500 steps train only, pretraining seed 1, 0.1x",
-        pretrain_runs("--steps 1500 --pool train --pretrain-seed 1") / REGION,
-        LR01,
-    ),
-    (
-        "800",
-        "region 1500 steps train only, pretraining seed 2, 0.1x",
-        pretrain_runs("--steps 1500 --pool train --pretrain-seed 2") / REGION,
-        LR01,
+    *(
+        (
+            "800",
+            f"region 1500 steps train only, pretraining seed {pseed}, 0.1x",
+            pretrain_runs(f"--steps 1500 --pool train --pretrain-seed {pseed}") / REGION,
+            LR01,
+        )
+        for pseed in (1, 2)
     ),
     ("1000", "random init, 1x", semi_runs("--steps 1000") / "supervised", "1-8"),
     ("1000", CONTROL, semi_runs("--steps 1000") / ENCLR, "1-8"),
